@@ -1,0 +1,317 @@
+"""The Free Music Archive (FMA) as a `datasets` loading script.
+
+    >>> from datasets import load_dataset
+    >>> ds = load_dataset("hf_fma", "small", trust_remote_code=True)             # official archives
+    >>> ds = load_dataset("hf_fma", "small", data_dir="~/fma", trust_remote_code=True)  # local copies
+    >>> ds = load_dataset("hf_fma", "mini", streaming=True, trust_remote_code=True)     # no extraction
+
+`"hf_fma"` is this folder (run from the repository root, or give its path; the installed package's is
+`os.path.dirname(hf_fma.__file__)`). The builder is also a plain class: `hf_fma.hf_fma.Fma`.
+
+Configs: `small`, `medium`, `large`, `full` (the official subsets) and `mini` (the study's
+GTZAN-sized set: 125 tracks per genre of small, deterministic, in the official split proportions).
+Extra keyword arguments of `load_dataset` set the config's fields (see `FmaConfig`), e.g.
+`mirror_url=...`, `tracks_per_genre=40` or `min_duration=5.0`.
+
+Where each example's audio comes from:
+- `data_dir` holding the official zips (`fma_metadata.zip`, `fma_small.zip`, ...) or their extracted
+  folders (`fma_metadata/`, `fma_small/`), as the archives unpack;
+- otherwise the official archives (or `mirror_url` + the same file names), downloaded once and checked
+  against their published sha1.
+Non-streaming, zips are extracted once and examples point at the MP3 files (`{"path": ..., "bytes":
+None}`), so the Arrow cache holds no second copy of the audio. Streaming reads the zip entries in
+order (`iter_archive`) and yields their bytes; both paths yield the same examples.
+
+Every audio file is opened and its first second decoded while the split is prepared: known bad tracks
+(`metadata.KNOWN_BAD_TRACK_IDS`), files that cannot be decoded and files shorter than `min_duration`
+are left out, and one `BadAudioWarning` per split lists their ids and reasons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Optional
+
+import datasets
+import soundfile as sf
+
+from .metadata import (
+    ARCHIVES,
+    FMA_BASE_URL,
+    KNOWN_BAD_TRACK_IDS,
+    SMALL_GENRES,
+    SPLIT_NAMES,
+    TOP_GENRES,
+    audio_path,
+    balanced_subset,
+    genre_titles,
+    load_genres,
+    load_tracks,
+    split_quotas,
+    subset_tracks,
+    track_id_from_path,
+)
+
+_CITATION = """\
+@inproceedings{fma_dataset,
+  title = {{FMA}: A Dataset for Music Analysis},
+  author = {Defferrard, Micha\\"el and Benzi, Kirell and Vandergheynst, Pierre and Bresson, Xavier},
+  booktitle = {18th International Society for Music Information Retrieval Conference (ISMIR)},
+  year = {2017},
+  archiveprefix = {arXiv},
+  eprint = {1612.01840},
+  url = {https://arxiv.org/abs/1612.01840},
+}
+"""
+
+_DESCRIPTION = """\
+The Free Music Archive (FMA): Creative Commons-licensed audio with track, album and artist metadata and a
+hierarchical genre taxonomy. small: 8,000 30 s clips of 8 balanced genres; medium: 25,000 clips of 16
+unbalanced genres; large: 106,574 clips of 161 genres (16 top-level); full: the same tracks untrimmed.
+Splits are the official artist-filtered 80/10/10 training/validation/test split. `genre` is the track's
+top-level genre (`genre_top`); large and full keep tracks without one (several or no root genres) with
+`genre = -1`; their genres are in `genres`.
+"""
+
+_HOMEPAGE = "https://github.com/mdeff/fma"
+_LICENSE = "Metadata: CC BY 4.0. Audio: each track under its artist's Creative Commons licence."
+
+
+class BadAudioWarning(UserWarning):
+    """Tracks left out of a split because their audio is known bad, undecodable or too short."""
+
+
+@dataclass
+class FmaConfig(datasets.BuilderConfig):
+    """One FMA variant.
+
+    Args:
+        subset (`str`): which official subset's tracks and audio archive: small, medium, large or full.
+        tracks_per_genre (`int`, *optional*): keep this many tracks per genre, balanced, in the official
+            split proportions (`mini` = 125 of small). `None` keeps the whole subset.
+        mirror_url (`str`, *optional*): base URL serving the official archive file names, instead of
+            the FMA servers.
+        verify_sha1 (`bool`, defaults to `True`): check downloaded archives against the official sha1
+            (once; the result is remembered beside the download). Off for re-packed mirrors.
+        min_duration (`float`, defaults to 2.0): audio shorter than this many seconds is left out.
+    """
+
+    subset: str = "small"
+    tracks_per_genre: Optional[int] = None
+    mirror_url: Optional[str] = None
+    verify_sha1: bool = True
+    min_duration: float = 2.0
+
+    @property
+    def genre_names(self) -> tuple[str, ...]:
+        return SMALL_GENRES if self.subset == "small" else TOP_GENRES
+
+
+class Fma(datasets.GeneratorBasedBuilder):
+    """FMA: music-genre classification data with the official artist-filtered splits."""
+
+    VERSION = datasets.Version("1.0.0")
+    BUILDER_CONFIG_CLASS = FmaConfig
+    BUILDER_CONFIGS = [
+        FmaConfig(name="small", subset="small", description="8,000 30 s clips, 8 balanced genres."),
+        FmaConfig(name="medium", subset="medium", description="25,000 30 s clips, 16 unbalanced genres."),
+        FmaConfig(name="large", subset="large", description="106,574 30 s clips; 16 top-level genres."),
+        FmaConfig(name="full", subset="full", description="106,574 untrimmed tracks; 16 top-level genres."),
+        FmaConfig(
+            name="mini",
+            subset="small",
+            tracks_per_genre=125,
+            description="1,000 tracks of small, 125 per genre, official split proportions (800/100/100).",
+        ),
+    ]
+    DEFAULT_CONFIG_NAME = "small"
+
+    def _info(self):
+        return datasets.DatasetInfo(
+            description=_DESCRIPTION,
+            features=datasets.Features(
+                {
+                    "track_id": datasets.Value("int32"),
+                    "audio": datasets.Audio(),
+                    "genre": datasets.ClassLabel(names=list(self.config.genre_names)),
+                    "genres": datasets.Sequence(datasets.Value("string")),
+                    "title": datasets.Value("string"),
+                    "artist": datasets.Value("string"),
+                    "album": datasets.Value("string"),
+                    "duration": datasets.Value("float32"),
+                }
+            ),
+            supervised_keys=("audio", "genre"),
+            homepage=_HOMEPAGE,
+            license=_LICENSE,
+            citation=_CITATION,
+        )
+
+    def _split_generators(self, dl_manager):
+        streaming = getattr(dl_manager, "is_streaming", False)
+        metadata_root = self._extracted(dl_manager, self._locate(dl_manager, ARCHIVES["metadata"]))
+        with open(os.path.join(metadata_root, "fma_metadata", "tracks.csv"), encoding="utf-8") as f:
+            tracks = load_tracks(f)
+        with open(os.path.join(metadata_root, "fma_metadata", "genres.csv"), encoding="utf-8") as f:
+            genres = load_genres(f)
+        records = self._select_tracks(tracks, genres)
+
+        audio_archive = ARCHIVES[self.config.subset]
+        source = self._locate(dl_manager, audio_archive)
+        if os.path.isdir(source) or not streaming:
+            audio = {"audio_folder": os.path.join(self._extracted(dl_manager, source), audio_archive.name)}
+        else:
+            audio = {"archive_files": dl_manager.iter_archive(source)}
+        return [
+            datasets.SplitGenerator(
+                name=split, gen_kwargs={"records": records[split], "archive_name": audio_archive.name, **audio}
+            )
+            for split in ("train", "validation", "test")
+        ]
+
+    def _generate_examples(self, records, archive_name, audio_folder=None, archive_files=None):
+        left_out = {}  # track_id -> reason, reported once per split
+        if archive_files is None:
+            for track_id, record in records.items():
+                path = os.path.join(audio_folder, audio_path(track_id))
+                if not os.path.isfile(path):
+                    left_out[track_id] = f"no file {path}"
+                    continue
+                duration, problem = self._probe(path)
+                if problem:
+                    left_out[track_id] = problem
+                    continue
+                yield track_id, {**record, "audio": {"path": path, "bytes": None}, "duration": duration}
+        else:
+            seen = set()
+            for member, fileobj in archive_files:
+                if not member.startswith(archive_name + "/") or not member.endswith(".mp3"):
+                    continue
+                track_id = track_id_from_path(member)
+                if track_id not in records:
+                    continue
+                seen.add(track_id)
+                data = fileobj.read()
+                duration, problem = self._probe(io.BytesIO(data))
+                if problem:
+                    left_out[track_id] = problem
+                    continue
+                yield track_id, {**records[track_id], "audio": {"path": member, "bytes": data}, "duration": duration}
+            for track_id in records.keys() - seen:
+                left_out[track_id] = "not in the audio archive"
+        if left_out:
+            listing = "; ".join(f"{track_id:06d}: {reason}" for track_id, reason in sorted(left_out.items()))
+            warnings.warn(f"FMA {self.config.name}: {len(left_out)} track(s) left out: {listing}", BadAudioWarning)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _select_tracks(self, tracks, genres) -> dict[str, dict[int, dict]]:
+        """The config's tracks per split, as example records without audio."""
+        config = self.config
+        tracks = subset_tracks(tracks, config.subset)
+        known_bad = sorted(KNOWN_BAD_TRACK_IDS & set(tracks.index))
+        if known_bad:
+            warnings.warn(
+                f"FMA {config.name}: {len(known_bad)} known bad track(s) left out (FMA issues #8, #36, #44, "
+                f"#70): {', '.join(f'{t:06d}' for t in known_bad)}",
+                BadAudioWarning,
+            )
+            tracks = tracks.drop(index=known_bad)
+        if config.tracks_per_genre:
+            tracks = balanced_subset(tracks, config.genre_names, config.tracks_per_genre)
+            self._report_shortfall(tracks)
+        label_of = {name: index for index, name in enumerate(config.genre_names)}
+        records = {split: {} for split in SPLIT_NAMES.values()}
+        for track_id, row in tracks.iterrows():
+            genre_top = row["track", "genre_top"]
+            records[SPLIT_NAMES[row["set", "split"]]][int(track_id)] = {
+                "track_id": int(track_id),
+                # -1 is ClassLabel's "no label": large/full tracks with several or no root genres.
+                "genre": label_of[genre_top] if isinstance(genre_top, str) else -1,
+                "genres": genre_titles(row["track", "genres_all"], genres),
+                "title": _text(row["track", "title"]),
+                "artist": _text(row["artist", "name"]),
+                "album": _text(row["album", "title"]),
+            }
+        return records
+
+    def _report_shortfall(self, tracks) -> None:
+        config = self.config
+        short = []
+        for genre_index, genre in enumerate(config.genre_names):
+            of_genre = tracks[tracks["track", "genre_top"] == genre]
+            for split, quota in split_quotas(config.tracks_per_genre, genre_index).items():
+                found = int((of_genre["set", "split"] == split).sum())
+                if found < quota:
+                    short.append(f"{genre}/{split} {found} of {quota}")
+        if short:
+            warnings.warn(f"FMA {config.name}: fewer tracks than asked for: {'; '.join(short)}")
+
+    def _probe(self, source) -> tuple[Optional[float], Optional[str]]:
+        """(duration in seconds, None) for usable audio, else (None, why it is left out)."""
+        try:
+            with sf.SoundFile(source) as f:
+                duration = f.frames / f.samplerate
+                # Decode the first second: a valid header alone does not prove the audio decodes.
+                f.read(min(f.frames, f.samplerate), dtype="float32")
+        except Exception as error:  # soundfile raises several types; every one means "unusable"
+            return None, f"cannot be decoded ({type(error).__name__}: {error})"
+        if duration < self.config.min_duration:
+            return None, f"{duration:.2f} s of audio, under min_duration={self.config.min_duration} s"
+        return duration, None
+
+    def _locate(self, dl_manager, archive) -> str:
+        """The archive's zip or extracted top folder in `data_dir`, else its (mirror) download."""
+        data_dir = self.config.data_dir
+        if data_dir:
+            data_dir = os.path.expanduser(data_dir)
+            if os.path.isdir(os.path.join(data_dir, archive.name)):
+                return data_dir
+            zip_path = os.path.join(data_dir, archive.filename)
+            if os.path.isfile(zip_path):
+                return zip_path
+            present = sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else None
+            raise FileNotFoundError(
+                f"{archive.filename} (or its extracted folder {archive.name}/) is not in data_dir={data_dir!r}"
+                + (f"; it holds: {', '.join(present) or 'nothing'}" if present is not None else ": no such folder")
+            )
+        url = (self.config.mirror_url or FMA_BASE_URL).rstrip("/") + "/" + archive.filename
+        path = dl_manager.download(url)
+        if self.config.verify_sha1 and not getattr(dl_manager, "is_streaming", False):
+            _verify_sha1(path, archive, url)
+        return path
+
+    @staticmethod
+    def _extracted(dl_manager, source: str) -> str:
+        """A folder for an extracted folder; a zip is extracted once (or, streaming, opened lazily)."""
+        return source if os.path.isdir(source) else dl_manager.extract(source)
+
+
+def _text(value) -> Optional[str]:
+    return value if isinstance(value, str) else None
+
+
+def _verify_sha1(path: str, archive, url: str) -> None:
+    """Check a downloaded archive against its official sha1, once: hashing fma_full takes hours, so a
+    success is remembered in a file beside the download."""
+    marker = path + ".sha1"
+    if os.path.exists(marker):
+        with open(marker) as f:
+            if f.read().strip() == archive.sha1:
+                return
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 23), b""):
+            digest.update(block)
+    if digest.hexdigest() != archive.sha1:
+        raise ValueError(
+            f"{archive.filename} from {url} has sha1 {digest.hexdigest()}, but the official archive's is "
+            f"{archive.sha1}: the download is damaged or not the official file. Delete {path} and load "
+            "again, or pass verify_sha1=False for a mirror that re-packs the archives."
+        )
+    with open(marker, "w") as f:
+        f.write(archive.sha1)

@@ -1,0 +1,152 @@
+"""FMA metadata: the official archives, tracks.csv and genres.csv, subsets, splits and genre lists.
+
+Pure functions over pandas, usable on their own::
+
+    >>> from hf_fma import metadata
+    >>> tracks = metadata.load_tracks("fma_metadata/tracks.csv")
+    >>> small = metadata.subset_tracks(tracks, "small")
+    >>> small["set", "split"].value_counts()
+
+`load_tracks` reads tracks.csv exactly as the reference loader (mdeff/fma utils.py) does, so code and
+numbers written against the reference carry over. This module imports only the standard library,
+numpy and pandas: the `datasets` loading script copies it next to itself, and a Hub dataset repository
+holding the two files must work where `hf_fma` is not installed.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from dataclasses import dataclass
+
+import pandas as pd
+
+FMA_BASE_URL = "https://os.unil.cloud.switch.ch/fma/"
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One official FMA archive: its file name (also its top folder, without `.zip`) and sha1."""
+
+    name: str
+    sha1: str
+    size: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.zip"
+
+
+ARCHIVES = {
+    "metadata": Archive("fma_metadata", "f0df49ffe5f2a6008d7dc83c6915b31835dfe733", "342 MiB"),
+    "small": Archive("fma_small", "ade154f733639d52e35e32f5593efe5be76c6d70", "7.2 GiB"),
+    "medium": Archive("fma_medium", "c67b69ea232021025fca9231fc1c7c1a063ab50b", "22 GiB"),
+    "large": Archive("fma_large", "497109f4dd721066b5ce5e5f250ec604dc78939e", "93 GiB"),
+    "full": Archive("fma_full", "0f0ace23fbe9ba30ecb7e95f763e435ea802b8ab", "879 GiB"),
+}
+
+# Ordered as the reference loader orders its categorical: a track's `subset` cell is the smallest
+# subset holding it, and every subset contains the smaller ones.
+SUBSETS = ("small", "medium", "large")
+
+# The label order of the `genre` ClassLabel is alphabetical and fixed here, not read from the data,
+# so that label ids mean the same thing in every config, run and published model.
+SMALL_GENRES = ("Electronic", "Experimental", "Folk", "Hip-Hop", "Instrumental", "International", "Pop", "Rock")
+TOP_GENRES = (
+    "Blues", "Classical", "Country", "Easy Listening", "Electronic", "Experimental", "Folk", "Hip-Hop",
+    "Instrumental", "International", "Jazz", "Old-Time / Historic", "Pop", "Rock", "Soul-RnB", "Spoken",
+)  # fmt: skip
+
+# fma_small tracks without usable audio (099134, 108925, 133297) or far shorter than 30 s (098565,
+# 098567, 098569): FMA issues #8, #36, #44, #70. Other subsets have more; the loading script checks
+# every file as well, so this list is a known floor, not the whole story.
+KNOWN_BAD_TRACK_IDS = frozenset({99134, 108925, 133297, 98565, 98567, 98569})
+
+# Official split names in tracks.csv -> `datasets` split names.
+SPLIT_NAMES = {"training": "train", "validation": "validation", "test": "test"}
+
+_LIST_COLUMNS = [("track", "tags"), ("album", "tags"), ("artist", "tags"), ("track", "genres"), ("track", "genres_all")]
+_DATE_COLUMNS = [
+    ("track", "date_created"), ("track", "date_recorded"), ("album", "date_created"), ("album", "date_released"),
+    ("artist", "date_created"), ("artist", "active_year_begin"), ("artist", "active_year_end"),
+]  # fmt: skip
+_CATEGORY_COLUMNS = [("track", "genre_top"), ("track", "license"), ("album", "type"), ("album", "information"), ("artist", "bio")]
+
+
+def load_tracks(path_or_file) -> pd.DataFrame:
+    """tracks.csv as the reference loader gives it: two-level columns, literal lists parsed, dates,
+    and `("set", "subset")` as an ordered categorical (small < medium < large)."""
+    tracks = pd.read_csv(path_or_file, index_col=0, header=[0, 1])
+    for column in _LIST_COLUMNS:
+        tracks[column] = tracks[column].map(ast.literal_eval)
+    for column in _DATE_COLUMNS:
+        tracks[column] = pd.to_datetime(tracks[column])
+    tracks["set", "subset"] = tracks["set", "subset"].astype(pd.CategoricalDtype(categories=SUBSETS, ordered=True))
+    for column in _CATEGORY_COLUMNS:
+        tracks[column] = tracks[column].astype("category")
+    return tracks
+
+
+def load_genres(path_or_file) -> pd.DataFrame:
+    """genres.csv indexed by `genre_id`: columns `#tracks`, `parent`, `title`, `top_level`."""
+    return pd.read_csv(path_or_file, index_col=0)
+
+
+def audio_path(track_id: int) -> str:
+    """Where a track's MP3 sits inside an audio archive's top folder: 2 -> "000/000002.mp3"."""
+    name = f"{int(track_id):06d}"
+    return f"{name[:3]}/{name}.mp3"
+
+
+def track_id_from_path(path: str) -> int:
+    """The inverse of `audio_path`, for any path ending in `.../000002.mp3`."""
+    stem = path.replace("\\", "/").rsplit("/", 1)[-1]
+    if not stem.endswith(".mp3") or not stem[:-4].isdigit():
+        raise ValueError(f"not an FMA audio path (expected .../NNNNNN.mp3): {path!r}")
+    return int(stem[:-4])
+
+
+def subset_tracks(tracks: pd.DataFrame, subset: str) -> pd.DataFrame:
+    """The tracks of one subset. Subsets nest, so `medium` includes `small`; `full` holds every track
+    of `large`, untrimmed."""
+    if subset == "full":
+        subset = "large"
+    if subset not in SUBSETS:
+        raise ValueError(f"unknown FMA subset {subset!r}; valid subsets: {', '.join(SUBSETS + ('full',))}")
+    return tracks[tracks["set", "subset"] <= subset]
+
+
+def genre_titles(genre_ids, genres: pd.DataFrame) -> list[str]:
+    """Genre ids (as in `track.genres_all`) -> their titles, in the order given."""
+    return [genres.at[genre_id, "title"] for genre_id in genre_ids if genre_id in genres.index]
+
+
+def _stable_rank(track_id: int) -> str:
+    # A hash rather than the id itself: ids cluster by upload date, album and artist, so "the first
+    # N ids" would take whole albums; a hash spreads the pick over the catalogue, identically everywhere.
+    return hashlib.sha1(str(int(track_id)).encode()).hexdigest()
+
+
+def split_quotas(tracks_per_genre: int, genre_index: int) -> dict[str, int]:
+    """How many of a genre's tracks go to each official split in a balanced subset, keeping the
+    official 80/10/10 proportions. The odd remainder alternates between validation and test by genre,
+    so that 125 per genre over 8 genres gives exactly 800/100/100."""
+    train = round(0.8 * tracks_per_genre)
+    rest = tracks_per_genre - train
+    validation = (rest + (genre_index % 2 == 0)) // 2
+    return {"training": train, "validation": validation, "test": rest - validation}
+
+
+def balanced_subset(tracks: pd.DataFrame, genre_names, tracks_per_genre: int) -> pd.DataFrame:
+    """A deterministic genre-balanced subset that keeps every track in its official split (so the
+    artist filter still holds): the study's 1,000-track "mini" set is `tracks_per_genre=125` of small.
+
+    Where a genre/split has fewer tracks than its quota, all of them are taken; callers can compare
+    the result's counts with `split_quotas` to report the shortfall."""
+    chosen = []
+    for genre_index, genre in enumerate(genre_names):
+        of_genre = tracks[tracks["track", "genre_top"] == genre]
+        for split, quota in split_quotas(tracks_per_genre, genre_index).items():
+            candidates = of_genre[of_genre["set", "split"] == split].index
+            chosen.extend(sorted(candidates, key=_stable_rank)[:quota])
+    return tracks.loc[sorted(chosen)]

@@ -1,0 +1,56 @@
+"""Shared test set-up: no network, throw-away caches, fixed seeds, and the offline FMA fixtures.
+
+The environment is set at import time, before any test module imports `datasets` or `transformers`,
+because both read their cache locations and offline flags when first imported.
+"""
+
+import os
+import random
+import tempfile
+from pathlib import Path
+
+_CACHE_ROOT = Path(tempfile.mkdtemp(prefix="hf-fma-tests-"))
+os.environ.update(
+    HF_HUB_OFFLINE="1",
+    HF_DATASETS_OFFLINE="1",
+    HF_HOME=str(_CACHE_ROOT / "hf"),
+    HF_DATASETS_CACHE=str(_CACHE_ROOT / "datasets"),
+    HF_MODULES_CACHE=str(_CACHE_ROOT / "modules"),
+    TOKENIZERS_PARALLELISM="false",
+    WANDB_DISABLED="true",
+)
+# A user's token must never be read, let alone used, by the tests.
+os.environ.pop("HF_TOKEN", None)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_SAMPLE = REPO_ROOT.parent / "shared" / "fma-sample"
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    random.seed(0)
+    np.random.seed(0)
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency; keeps metadata tests importable
+        return
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def fma_sample() -> Path:
+    """The real FMA sample in ../shared/fma-sample (skip when this checkout has none beside it)."""
+    if not SHARED_SAMPLE.is_dir():
+        pytest.skip("../shared/fma-sample is not present")
+    return SHARED_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> Path:
+    """The offline demo FMA (`hf-fma make-demo`): official archive layout, synthesized genres."""
+    from hf_fma.demo import make_demo
+
+    return make_demo(tmp_path_factory.mktemp("fma-demo"))
