@@ -5,3 +5,5 @@ Importing the package registers the CNN baseline with transformers' Auto classes
 """
 
 __version__ = "0.1.0"
+
+from . import models  # noqa: E402,F401  registers the CNN and FmaASTFeatureExtractor with the Auto classes

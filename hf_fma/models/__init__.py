@@ -1,0 +1,46 @@
+"""The models of hf-fma: AST presets (`hf_fma.models.ast`) and the CNN baseline (`hf_fma.models.cnn`).
+
+Importing this package registers the CNN with transformers twice over:
+- `AutoConfig` / `AutoModelForAudioClassification` know `model_type="fma_cnn"`, so the Auto classes and
+  `pipeline("audio-classification")` load a CNN folder wherever hf_fma is installed;
+- `register_for_auto_class` makes `save_pretrained` copy the configuration and modeling files beside the
+  weights and write `auto_map`, so the folder also loads with `trust_remote_code=True` where hf_fma is not.
+"""
+
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
+
+from .ast import (
+    AST_PRESETS,
+    DEFAULT_AST_CHECKPOINT,
+    adapt_position_embeddings,
+    build_ast,
+    build_model,
+    load_pretrained_ast,
+)
+from .cnn import CNN_PRESETS, build_cnn
+from .configuration_fma_cnn import FmaCnnConfig
+from .feature_extraction_fma_ast import FmaASTFeatureExtractor  # registers itself for auto-class saving
+from .modeling_fma_cnn import FmaCnnForAudioClassification
+
+AutoConfig.register(FmaCnnConfig.model_type, FmaCnnConfig)
+AutoModelForAudioClassification.register(FmaCnnConfig, FmaCnnForAudioClassification)
+FmaCnnConfig.register_for_auto_class()
+FmaCnnForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
+# AutoFeatureExtractor resolves a non-transformers `feature_extractor_type` only through its registry, which
+# is keyed by a config class: any of ours does; this makes downscaled-feature folders load without
+# trust_remote_code wherever hf_fma is imported.
+AutoFeatureExtractor.register(FmaCnnConfig, FmaASTFeatureExtractor)
+
+__all__ = [
+    "AST_PRESETS",
+    "CNN_PRESETS",
+    "DEFAULT_AST_CHECKPOINT",
+    "FmaASTFeatureExtractor",
+    "FmaCnnConfig",
+    "FmaCnnForAudioClassification",
+    "adapt_position_embeddings",
+    "build_ast",
+    "build_cnn",
+    "build_model",
+    "load_pretrained_ast",
+]

@@ -1,0 +1,310 @@
+"""The models: AST presets and position-embedding adaptation, the CNN baseline, saving, remote code, pipeline.
+
+Run: cd /work/main && python -m pytest tests/test_models.py -q
+Tiny configurations only; the AST checkpoints are ones the tests save themselves (the Hub is offline).
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+import torch
+from datasets import ClassLabel
+from transformers import ASTFeatureExtractor, ASTForAudioClassification, AutoModelForAudioClassification, pipeline
+
+from hf_fma.metadata import SMALL_GENRES
+from hf_fma.models import (
+    AST_PRESETS,
+    FmaASTFeatureExtractor,
+    FmaCnnConfig,
+    FmaCnnForAudioClassification,
+    adapt_position_embeddings,
+    build_ast,
+    build_cnn,
+    build_model,
+    load_pretrained_ast,
+)
+from hf_fma.models.ast import patch_grid
+from hf_fma.models.summary import main as summary_main
+
+MEL_BINS, FRAMES = 32, 64  # the study's downscaled resolution, a short crop
+HIDDEN = AST_PRESETS["tiny"].config["hidden_size"]
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return ASTFeatureExtractor(num_mel_bins=MEL_BINS, max_length=FRAMES)
+
+
+def _batch(batch_size=4, frames=FRAMES, mel_bins=MEL_BINS):
+    return torch.randn(batch_size, frames, mel_bins, generator=torch.Generator().manual_seed(1))
+
+
+def _train_steps(model, inputs, labels, steps=5):
+    """A few Adam steps on one batch; returns the losses, first to last."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        loss = model(inputs, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return model.eval(), losses
+
+
+def _save(model, extractor, folder):
+    model.save_pretrained(folder)
+    extractor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cnn_folder(tmp_path_factory, extractor):
+    """A tiny CNN after a few training steps (so batch-norm statistics and logits are not at their init)."""
+    torch.manual_seed(0)
+    model = build_cnn("tiny", extractor, SMALL_GENRES)
+    model, _ = _train_steps(model, _batch(8), torch.arange(8))
+    return _save(model, extractor, tmp_path_factory.mktemp("cnn"))
+
+
+@pytest.fixture(scope="module")
+def ast_folder(tmp_path_factory, extractor):
+    """A tiny AST whose position embeddings are random (from-scratch init leaves them at zero)."""
+    torch.manual_seed(0)
+    model = build_model("tiny", extractor, SMALL_GENRES)
+    torch.nn.init.normal_(model.audio_spectrogram_transformer.embeddings.position_embeddings)
+    return _save(model, extractor, tmp_path_factory.mktemp("ast"))
+
+
+# --- CNN -------------------------------------------------------------------------------------------------
+
+
+def test_cnn_logits_loss_and_learning():
+    model = build_cnn("tiny", ASTFeatureExtractor(num_mel_bins=MEL_BINS, max_length=FRAMES), SMALL_GENRES)
+    inputs, labels = _batch(), torch.tensor([0, 3, 5, 7])
+    output = model(inputs, labels=labels)
+    assert output.logits.shape == (4, len(SMALL_GENRES))
+    torch.testing.assert_close(output.loss, torch.nn.functional.cross_entropy(output.logits, labels))
+    # Any number of frames: whole tracks and 5 s crops share the weights.
+    assert model(_batch(frames=3 * FRAMES)).logits.shape == (4, len(SMALL_GENRES))
+    _, losses = _train_steps(model, inputs, labels)
+    assert losses[-1] < losses[0]
+
+
+def test_cnn_loss_accepts_soft_labels_from_mixup():
+    model = FmaCnnForAudioClassification(FmaCnnConfig(num_mel_bins=MEL_BINS, hidden_sizes=[4, 4, 8, 8, 8])).eval()
+    inputs, labels = _batch(2), torch.tensor([0, 1])
+    one_hot = torch.nn.functional.one_hot(labels, 2).float()
+    torch.testing.assert_close(model(inputs, labels=one_hot).loss, model(inputs, labels=labels).loss)
+    mixed = 0.7 * one_hot + 0.3 * one_hot.flip(0)  # (batch, num_labels)
+    logits = model(inputs).logits
+    expected = -(mixed * logits.log_softmax(-1)).sum(-1).mean()
+    torch.testing.assert_close(model(inputs, labels=mixed).loss, expected)
+
+
+def test_cnn_rejects_bad_config_and_input(extractor):
+    with pytest.raises(ValueError, match="one value per convolution block"):
+        FmaCnnConfig(hidden_sizes=[8, 16], kernel_sizes=[3, 3, 3], pool_sizes=[2, 2])
+    with pytest.raises(ValueError, match="unknown CNN preset 'huge'; valid presets: study, tiny"):
+        build_cnn("huge", extractor, SMALL_GENRES)
+    model = FmaCnnForAudioClassification(FmaCnnConfig(num_mel_bins=MEL_BINS))
+    with pytest.raises(ValueError, match=r"\(batch, frames, 32 mel bins\), got shape \(4, 32, 64\)"):
+        model(_batch().transpose(1, 2))
+
+
+# --- AST presets and position embeddings ------------------------------------------------------------------
+
+
+def test_ast_preset_sized_to_the_extractor_with_sdpa_and_genre_head(extractor):
+    model = build_model("tiny", extractor, ClassLabel(names=list(SMALL_GENRES)))  # the dataset's genre feature
+    assert isinstance(model, ASTForAudioClassification)
+    assert (model.config.max_length, model.config.num_mel_bins) == (FRAMES, MEL_BINS)
+    assert model.config._attn_implementation == "sdpa"
+    assert model.config.id2label[7] == "Rock" and model.config.label2id["Electronic"] == 0
+    output = model(_batch(), labels=torch.tensor([0, 1, 2, 3]))
+    assert output.logits.shape == (4, len(SMALL_GENRES))
+    torch.testing.assert_close(output.loss, torch.nn.functional.cross_entropy(output.logits, torch.arange(4)))
+
+
+# ASTFeatureExtractor's own numpy filter bank at 128 mel bins (torchaudio absent); not this package's doing.
+@pytest.mark.filterwarnings("ignore:At least one mel filter has all zero values")
+def test_models_are_sized_to_downscaled_features():
+    # The study's features: 128 mel bins x 500 frames pooled 4 x 4 by the extractor saved with the model.
+    downscaled = FmaASTFeatureExtractor(max_length=500, frequency_downscale=4, time_downscale=4)
+    ast = build_model("tiny", downscaled, SMALL_GENRES)
+    assert (ast.config.max_length, ast.config.num_mel_bins) == (125, 32)
+    assert build_cnn("tiny", downscaled, SMALL_GENRES).config.num_mel_bins == 32
+
+
+def test_ast_bad_names_and_shapes_are_explained(extractor):
+    with pytest.raises(ValueError, match="neither an AST preset \\(study-scratch, audioset, tiny\\)"):
+        build_model("no-such-preset-or-folder", extractor, SMALL_GENRES)
+    with pytest.raises(ValueError, match="need at least 16 mel bins and frames, got 8 mel bins"):
+        build_ast("tiny", 8, FRAMES, SMALL_GENRES)
+    with pytest.raises(ValueError, match="use load_pretrained_ast or build_model"):
+        build_ast("audioset", MEL_BINS, FRAMES, SMALL_GENRES)
+
+
+def test_adapt_position_embeddings_cuts_the_centre_and_keeps_the_tokens():
+    hidden = 3
+    grid = torch.arange(4 * 6 * hidden, dtype=torch.float32).reshape(4, 6, hidden)  # (frequency, time, hidden)
+    embeddings = torch.cat([torch.full((2, hidden), -1.0), grid.reshape(24, hidden)]).unsqueeze(0)
+    adapted = adapt_position_embeddings(embeddings, (4, 6), (2, 3))
+    assert adapted.shape == (1, 2 + 2 * 3, hidden)
+    torch.testing.assert_close(adapted[0, :2], embeddings[0, :2])
+    torch.testing.assert_close(adapted[0, 2:].reshape(2, 3, hidden), grid[1:3, 2:5])
+
+
+def test_adapt_position_embeddings_interpolates_a_longer_grid():
+    hidden = 2
+    rows = torch.tensor([[1.0, 2.0], [3.0, 4.0]])  # one value per frequency row, constant in time
+    grid = rows[:, None, :].expand(2, 3, hidden)
+    embeddings = torch.cat([torch.zeros(2, hidden), grid.reshape(6, hidden)]).unsqueeze(0)
+    adapted = adapt_position_embeddings(embeddings, (2, 3), (2, 7))
+    assert adapted.shape == (1, 2 + 2 * 7, hidden)
+    torch.testing.assert_close(adapted[0, 2:].reshape(2, 7, hidden), rows[:, None, :].expand(2, 7, hidden))
+    with pytest.raises(ValueError, match="do not match a 3 x 3 patch grid"):
+        adapt_position_embeddings(embeddings, (3, 3), (2, 2))
+
+
+def test_pretrained_ast_keeps_its_weights_on_a_new_input_shape(ast_folder):
+    checkpoint = ASTForAudioClassification.from_pretrained(ast_folder)
+    source = checkpoint.audio_spectrogram_transformer.state_dict()
+    assert patch_grid(checkpoint.config) == (2, 5)
+    source_grid = source["embeddings.position_embeddings"][0, 2:].reshape(2, 5, HIDDEN)  # (frequency, time, hidden)
+
+    # Fewer mel bins and frames: 1 x 3 patches cut from the centre of the checkpoint's 2 x 5.
+    model = load_pretrained_ast(str(ast_folder), 16, 40, ["Folk", "Pop", "Rock"])
+    backbone = model.audio_spectrogram_transformer.state_dict()
+    assert patch_grid(model.config) == (1, 3)
+    embeddings = backbone["embeddings.position_embeddings"]
+    torch.testing.assert_close(embeddings[0, :2], source["embeddings.position_embeddings"][0, :2])
+    torch.testing.assert_close(embeddings[0, 2:].reshape(1, 3, HIDDEN), source_grid[1:2, 1:4])
+    for name, weight in source.items():
+        if name != "embeddings.position_embeddings":
+            torch.testing.assert_close(backbone[name], weight, msg=name)
+    assert model.config.id2label == {0: "Folk", 1: "Pop", 2: "Rock"}
+    assert model(_batch(2, frames=40, mel_bins=16)).logits.shape == (2, 3)
+
+    # More frames than the checkpoint: interpolated in time.
+    longer = load_pretrained_ast(str(ast_folder), MEL_BINS, 124, SMALL_GENRES)
+    assert longer.audio_spectrogram_transformer.embeddings.position_embeddings.shape == (1, 2 + 2 * 11, HIDDEN)
+    assert longer(_batch(2, frames=124)).logits.shape == (2, len(SMALL_GENRES))
+
+
+def test_load_pretrained_ast_rejects_other_models(cnn_folder):
+    with pytest.raises(ValueError, match="holds a FmaCnnConfig, not an AST checkpoint"):
+        load_pretrained_ast(str(cnn_folder), MEL_BINS, FRAMES, SMALL_GENRES)
+
+
+# --- Saving, loading, remote code, pipeline ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["cnn", "ast"])
+def test_save_and_auto_load_give_identical_logits(kind, cnn_folder, ast_folder):
+    folder = {"cnn": cnn_folder, "ast": ast_folder}[kind]
+    expected_class = {"cnn": FmaCnnForAudioClassification, "ast": ASTForAudioClassification}[kind]
+    saved = expected_class.from_pretrained(folder).eval()
+    loaded = AutoModelForAudioClassification.from_pretrained(folder).eval()
+    assert type(loaded) is expected_class
+    inputs = _batch()
+    with torch.no_grad():
+        logits = loaded(inputs).logits
+        torch.testing.assert_close(logits, saved(inputs).logits, rtol=0, atol=0)
+    assert not torch.allclose(logits[0], logits[1])  # the comparison is not between constant outputs
+
+
+_WITHOUT_HF_FMA = textwrap.dedent(
+    """
+    import json, sys
+    class BlockHfFma:  # as on a machine where hf_fma is not installed
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "hf_fma":
+                raise ModuleNotFoundError(f"No module named {name!r}")
+    sys.meta_path.insert(0, BlockHfFma())
+
+    import numpy as np, torch
+    from transformers import AutoModelForAudioClassification, pipeline
+    cnn_folder, ast_folder, inputs_path = sys.argv[1:]
+    cnn = AutoModelForAudioClassification.from_pretrained(cnn_folder, trust_remote_code=True).eval()
+    with torch.no_grad():
+        logits = cnn(torch.from_numpy(np.load(inputs_path))).logits
+    audio = np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    top = pipeline("audio-classification", model=ast_folder)(audio, top_k=1)[0]["label"]
+    print(json.dumps({"cnn_class": type(cnn).__module__, "logits": logits.tolist(), "ast_top": top,
+                      "hf_fma_imported": any(m.split(".")[0] == "hf_fma" for m in sys.modules)}))
+    """
+)
+
+
+def test_saved_folders_work_with_transformers_alone(cnn_folder, ast_folder, tmp_path):
+    inputs = _batch()
+    np.save(tmp_path / "inputs.npy", inputs.numpy())
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_HF_FMA, str(cnn_folder), str(ast_folder), str(tmp_path / "inputs.npy")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["cnn_class"].startswith("transformers_modules.")  # the code saved beside the weights
+    assert not report["hf_fma_imported"]
+    with torch.no_grad():
+        expected = FmaCnnForAudioClassification.from_pretrained(cnn_folder).eval()(inputs).logits
+    torch.testing.assert_close(torch.tensor(report["logits"]), expected)
+    assert report["ast_top"] in SMALL_GENRES
+
+
+def _first_seconds(mp3, seconds=3):
+    """The MP3's first seconds decoded here: mono, at the extractor's 16 kHz."""
+    samples, rate = sf.read(mp3, frames=44100 * seconds, dtype="float32")  # (samples, channels)
+    return soxr.resample(samples.mean(axis=1), rate, 16000)
+
+
+def _assert_genre_scores(results, count):
+    assert len(results) == count
+    for scores in results:
+        assert sorted(score["label"] for score in scores) == sorted(SMALL_GENRES)
+        assert sum(score["score"] for score in scores) == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["cnn", "ast"])
+def test_pipeline_classifies_arrays_of_the_real_mp3(kind, cnn_folder, ast_folder, fma_sample):
+    classifier = pipeline("audio-classification", model=str({"cnn": cnn_folder, "ast": ast_folder}[kind]))
+    clip = _first_seconds(fma_sample / "fma_small" / "000" / "000002.mp3")
+    _assert_genre_scores([classifier(clip, top_k=len(SMALL_GENRES))], 1)
+    _assert_genre_scores(classifier([clip, clip[::-1].copy(), clip], batch_size=2, top_k=len(SMALL_GENRES)), 3)
+
+
+@pytest.mark.skipif(not shutil.which("ffmpeg"), reason="transformers decodes file paths with ffmpeg (scripts/setup.sh)")
+@pytest.mark.parametrize("kind", ["cnn", "ast"])
+def test_pipeline_classifies_mp3_and_wav_files(kind, cnn_folder, ast_folder, fma_sample, tmp_path):
+    classifier = pipeline("audio-classification", model=str({"cnn": cnn_folder, "ast": ast_folder}[kind]))
+    mp3 = fma_sample / "fma_small" / "000" / "000002.mp3"
+    sf.write(tmp_path / "clip.wav", _first_seconds(mp3), 16000)
+    files = [str(mp3), str(tmp_path / "clip.wav")]
+    _assert_genre_scores(classifier(files, batch_size=2, top_k=len(SMALL_GENRES)), 2)
+
+
+# --- hf-fma models ------------------------------------------------------------------------------------------
+
+
+def test_models_command_reports_parameters_and_cost(capsys):
+    assert summary_main(["--model", "ast/tiny", "--model", "cnn/tiny", "--shape", "32x64", "--repeats", "1"]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if "/tiny" in line]
+    extractor = ASTFeatureExtractor(num_mel_bins=32, max_length=64)
+    counts = {
+        "ast/tiny": build_model("tiny", extractor, SMALL_GENRES).num_parameters(),
+        "cnn/tiny": build_cnn("tiny", extractor, SMALL_GENRES).num_parameters(),
+    }
+    assert {row[0].strip(): int(row[2].replace(",", "")) for row in rows} == counts
+    assert all(float(row[3].replace(",", "")) > 0 and float(row[4]) > 0 for row in rows)
