@@ -19,8 +19,11 @@ Where each example's audio comes from:
 - otherwise the official archives (or `mirror_url` + the same file names), downloaded once and checked
   against their published sha1.
 Non-streaming, zips are extracted once and examples point at the MP3 files (`{"path": ..., "bytes":
-None}`), so the Arrow cache holds no second copy of the audio. Streaming reads the zip entries in
-order (`iter_archive`) and yields their bytes; both paths yield the same examples.
+None}`), so the Arrow cache holds no second copy of the audio. Streaming extracts nothing: it reads the
+zip's members one by one, by name (the zip's central directory gives random access, locally and over
+HTTP ranges), and yields their bytes. Both yield the same examples in the same order; reading by name
+rather than in archive order (`iter_archive`) is what lets a balanced config replace an unusable track
+by the next one in its ranking, identically in both modes.
 
 Every audio file is opened and its first second decoded while the split is prepared: known bad tracks
 (`metadata.KNOWN_BAD_TRACK_IDS`), files that cannot be decoded and files shorter than `min_duration`
@@ -33,6 +36,7 @@ import hashlib
 import io
 import os
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from typing import Optional
 
@@ -47,13 +51,12 @@ from .metadata import (
     SPLIT_NAMES,
     TOP_GENRES,
     audio_path,
-    balanced_subset,
+    balanced_order,
     genre_titles,
     load_genres,
     load_tracks,
     split_quotas,
     subset_tracks,
-    track_id_from_path,
 )
 
 _CITATION = """\
@@ -158,59 +161,65 @@ class Fma(datasets.GeneratorBasedBuilder):
             tracks = load_tracks(f)
         with open(os.path.join(metadata_root, "fma_metadata", "genres.csv"), encoding="utf-8") as f:
             genres = load_genres(f)
-        records = self._select_tracks(tracks, genres)
-
         audio_archive = ARCHIVES[self.config.subset]
-        source = self._locate(dl_manager, audio_archive)
-        if os.path.isdir(source) or not streaming:
-            audio = {"audio_folder": os.path.join(self._extracted(dl_manager, source), audio_archive.name)}
-        else:
-            audio = {"archive_files": dl_manager.iter_archive(source)}
+        # Streaming, `_extracted` opens the zip lazily: members are then read one by one, by name.
+        audio_root = self._extracted(dl_manager, self._locate(dl_manager, audio_archive))
         return [
             datasets.SplitGenerator(
-                name=split, gen_kwargs={"records": records[split], "archive_name": audio_archive.name, **audio}
+                name=split,
+                gen_kwargs={
+                    "records": records,
+                    "quotas": quotas,
+                    "audio_folder": os.path.join(audio_root, audio_archive.name),
+                    "streaming": streaming,
+                },
             )
-            for split in ("train", "validation", "test")
+            for split, (records, quotas) in self._select_tracks(tracks, genres).items()
         ]
 
-    def _generate_examples(self, records, archive_name, audio_folder=None, archive_files=None):
+    def _generate_examples(self, records, quotas, audio_folder, streaming):
         left_out = {}  # track_id -> reason, reported once per split
-        if archive_files is None:
-            for track_id, record in records.items():
-                path = os.path.join(audio_folder, audio_path(track_id))
-                if not os.path.isfile(path):
-                    left_out[track_id] = f"no file {path}"
+        taken = Counter()  # genre label -> tracks yielded, to fill `quotas`
+        for track_id, record in records.items():
+            if quotas is not None and taken[record["genre"]] >= quotas[record["genre"]]:
+                continue
+            location = os.path.join(audio_folder, audio_path(track_id))
+            if streaming:
+                try:
+                    with open(location, "rb") as f:
+                        data = f.read()
+                except FileNotFoundError:
+                    left_out[track_id] = f"no file {audio_path(track_id)} in the audio archive"
                     continue
-                duration, problem = self._probe(path)
-                if problem:
-                    left_out[track_id] = problem
-                    continue
-                yield track_id, {**record, "audio": {"path": path, "bytes": None}, "duration": duration}
-        else:
-            seen = set()
-            for member, fileobj in archive_files:
-                if not member.startswith(archive_name + "/") or not member.endswith(".mp3"):
-                    continue
-                track_id = track_id_from_path(member)
-                if track_id not in records:
-                    continue
-                seen.add(track_id)
-                data = fileobj.read()
-                duration, problem = self._probe(io.BytesIO(data))
-                if problem:
-                    left_out[track_id] = problem
-                    continue
-                yield track_id, {**records[track_id], "audio": {"path": member, "bytes": data}, "duration": duration}
-            for track_id in records.keys() - seen:
-                left_out[track_id] = "not in the audio archive"
+                source, audio = io.BytesIO(data), {"path": location, "bytes": data}
+            elif not os.path.isfile(location):
+                left_out[track_id] = f"no file {location}"
+                continue
+            else:
+                source, audio = location, {"path": location, "bytes": None}
+            duration, problem = self._probe(source)
+            if problem:
+                left_out[track_id] = problem
+                continue
+            taken[record["genre"]] += 1
+            yield track_id, {**record, "audio": audio, "duration": duration}
         if left_out:
             listing = "; ".join(f"{track_id:06d}: {reason}" for track_id, reason in sorted(left_out.items()))
             warnings.warn(f"FMA {self.config.name}: {len(left_out)} track(s) left out: {listing}", BadAudioWarning)
+        if quotas is not None:
+            names = self.config.genre_names
+            short = [f"{names[label]} {taken[label]} of {quota}" for label, quota in quotas.items() if taken[label] < quota]
+            if short:
+                warnings.warn(f"FMA {self.config.name}: fewer usable tracks than asked for: {'; '.join(short)}")
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _select_tracks(self, tracks, genres) -> dict[str, dict[int, dict]]:
-        """The config's tracks per split, as example records without audio."""
+    def _select_tracks(self, tracks, genres) -> dict[str, tuple[dict[int, dict], Optional[dict[int, int]]]]:
+        """Per split: the config's candidate tracks as example records without audio, in the order
+        they are taken, and for balanced configs how many to take of each genre label.
+
+        Balanced configs list every track of their genres, best-ranked first, and fill the quotas while
+        generating, so that a track whose audio turns out unusable is replaced by the next one."""
         config = self.config
         tracks = subset_tracks(tracks, config.subset)
         known_bad = sorted(KNOWN_BAD_TRACK_IDS & set(tracks.index))
@@ -221,14 +230,16 @@ class Fma(datasets.GeneratorBasedBuilder):
                 BadAudioWarning,
             )
             tracks = tracks.drop(index=known_bad)
-        if config.tracks_per_genre:
-            tracks = balanced_subset(tracks, config.genre_names, config.tracks_per_genre)
-            self._report_shortfall(tracks)
         label_of = {name: index for index, name in enumerate(config.genre_names)}
-        records = {split: {} for split in SPLIT_NAMES.values()}
+        quotas = {split: None for split in SPLIT_NAMES}
+        if config.tracks_per_genre:
+            tracks = balanced_order(tracks[tracks["track", "genre_top"].isin(config.genre_names)])
+            for split in SPLIT_NAMES:
+                quotas[split] = {label_of[genre]: split_quotas(config.tracks_per_genre, label_of[genre])[split] for genre in config.genre_names}
+        records = {split: {} for split in SPLIT_NAMES}
         for track_id, row in tracks.iterrows():
             genre_top = row["track", "genre_top"]
-            records[SPLIT_NAMES[row["set", "split"]]][int(track_id)] = {
+            records[row["set", "split"]][int(track_id)] = {
                 "track_id": int(track_id),
                 # -1 is ClassLabel's "no label": large/full tracks with several or no root genres.
                 "genre": label_of[genre_top] if isinstance(genre_top, str) else -1,
@@ -237,19 +248,7 @@ class Fma(datasets.GeneratorBasedBuilder):
                 "artist": _text(row["artist", "name"]),
                 "album": _text(row["album", "title"]),
             }
-        return records
-
-    def _report_shortfall(self, tracks) -> None:
-        config = self.config
-        short = []
-        for genre_index, genre in enumerate(config.genre_names):
-            of_genre = tracks[tracks["track", "genre_top"] == genre]
-            for split, quota in split_quotas(config.tracks_per_genre, genre_index).items():
-                found = int((of_genre["set", "split"] == split).sum())
-                if found < quota:
-                    short.append(f"{genre}/{split} {found} of {quota}")
-        if short:
-            warnings.warn(f"FMA {config.name}: fewer tracks than asked for: {'; '.join(short)}")
+        return {name: (records[official], quotas[official]) for official, name in SPLIT_NAMES.items()}
 
     def _probe(self, source) -> tuple[Optional[float], Optional[str]]:
         """(duration in seconds, None) for usable audio, else (None, why it is left out)."""

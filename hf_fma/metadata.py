@@ -98,14 +98,6 @@ def audio_path(track_id: int) -> str:
     return f"{name[:3]}/{name}.mp3"
 
 
-def track_id_from_path(path: str) -> int:
-    """The inverse of `audio_path`, for any path ending in `.../000002.mp3`."""
-    stem = path.replace("\\", "/").rsplit("/", 1)[-1]
-    if not stem.endswith(".mp3") or not stem[:-4].isdigit():
-        raise ValueError(f"not an FMA audio path (expected .../NNNNNN.mp3): {path!r}")
-    return int(stem[:-4])
-
-
 def subset_tracks(tracks: pd.DataFrame, subset: str) -> pd.DataFrame:
     """The tracks of one subset. Subsets nest, so `medium` includes `small`; `full` holds every track
     of `large`, untrimmed."""
@@ -121,10 +113,11 @@ def genre_titles(genre_ids, genres: pd.DataFrame) -> list[str]:
     return [genres.at[genre_id, "title"] for genre_id in genre_ids if genre_id in genres.index]
 
 
-def _stable_rank(track_id: int) -> str:
-    # A hash rather than the id itself: ids cluster by upload date, album and artist, so "the first
-    # N ids" would take whole albums; a hash spreads the pick over the catalogue, identically everywhere.
-    return hashlib.sha1(str(int(track_id)).encode()).hexdigest()
+def balanced_order(tracks: pd.DataFrame) -> pd.DataFrame:
+    """Tracks in the order a balanced subset takes them: by the sha1 of their id. Ids cluster by upload
+    date, album and artist, so "the first N ids" would take whole albums; the hash spreads the pick over
+    the catalogue, and gives the same order everywhere."""
+    return tracks.loc[sorted(tracks.index, key=lambda track_id: hashlib.sha1(str(int(track_id)).encode()).hexdigest())]
 
 
 def split_quotas(tracks_per_genre: int, genre_index: int) -> dict[str, int]:
@@ -141,12 +134,12 @@ def balanced_subset(tracks: pd.DataFrame, genre_names, tracks_per_genre: int) ->
     """A deterministic genre-balanced subset that keeps every track in its official split (so the
     artist filter still holds): the study's 1,000-track "mini" set is `tracks_per_genre=125` of small.
 
-    Where a genre/split has fewer tracks than its quota, all of them are taken; callers can compare
-    the result's counts with `split_quotas` to report the shortfall."""
+    Where a genre/split has fewer tracks than its quota, all of them are taken. The loading script
+    fills the same quotas in the same order but skips tracks whose audio turns out unusable."""
+    ordered = balanced_order(tracks)
     chosen = []
     for genre_index, genre in enumerate(genre_names):
-        of_genre = tracks[tracks["track", "genre_top"] == genre]
+        of_genre = ordered[ordered["track", "genre_top"] == genre]
         for split, quota in split_quotas(tracks_per_genre, genre_index).items():
-            candidates = of_genre[of_genre["set", "split"] == split].index
-            chosen.extend(sorted(candidates, key=_stable_rank)[:quota])
+            chosen.extend(of_genre.index[of_genre["set", "split"] == split][:quota])
     return tracks.loc[sorted(chosen)]

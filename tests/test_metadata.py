@@ -57,9 +57,6 @@ def test_genres_of_the_real_taxonomy(fma_sample):
 def test_audio_paths_round_trip():
     assert metadata.audio_path(2) == "000/000002.mp3"
     assert metadata.audio_path(155066) == "155/155066.mp3"
-    assert metadata.track_id_from_path("fma_small/155/155066.mp3") == 155066
-    with pytest.raises(ValueError, match="README.txt"):
-        metadata.track_id_from_path("fma_small/README.txt")
 
 
 def test_split_quotas_give_the_mini_sizes():
@@ -67,3 +64,17 @@ def test_split_quotas_give_the_mini_sizes():
     assert all(sum(q.values()) == 125 for q in quotas)
     assert sum(q["training"] for q in quotas) == 800
     assert sum(q["validation"] for q in quotas) == sum(q["test"] for q in quotas) == 100
+
+
+def test_balanced_subset_keeps_official_splits(sample_tracks_csv):
+    tracks = metadata.load_tracks(sample_tracks_csv)
+    medium = metadata.subset_tracks(tracks, "medium")
+    chosen = metadata.balanced_subset(medium, metadata.TOP_GENRES, tracks_per_genre=5)
+    assert set(chosen.index) <= set(medium.index)
+    assert chosen.equals(metadata.balanced_subset(medium, metadata.TOP_GENRES, tracks_per_genre=5))
+    for genre_index, genre in enumerate(metadata.TOP_GENRES):
+        of_genre = chosen[chosen["track", "genre_top"] == genre]
+        available = medium[medium["track", "genre_top"] == genre]
+        for split, quota in metadata.split_quotas(5, genre_index).items():
+            in_split = (available["set", "split"] == split).sum()
+            assert (of_genre["set", "split"] == split).sum() == min(quota, in_split)
