@@ -6,6 +6,7 @@ command and anyone trying the project without the data use this instead. One cal
     fma_metadata.zip   fma_metadata/{README.txt, checksums, tracks.csv, genres.csv}
     fma_small.zip      fma_small/{README.txt, checksums, 000/000123.mp3, ...}
     fma_medium.zip, fma_large.zip, fma_full.zip  (same layout)
+    examples/          one test-split clip per small genre as a plain MP3, e.g. rock_153584.mp3
 
 The layout follows the official archives as the FMA's creation script wrote them: bzip2-compressed
 entries, README.txt and `checksums` ("<sha1>  000/000123.mp3" lines) first, then the MP3s in the
@@ -62,6 +63,7 @@ from hf_fma.metadata import ARCHIVES, KNOWN_BAD_TRACK_IDS, SMALL_GENRES, SUBSETS
 __all__ = [
     "DEMO_CLIP_SECONDS",
     "DEMO_CORRUPT_TRACK_IDS",
+    "DEMO_EXAMPLES_FOLDER",
     "DEMO_SHORT_TRACK_IDS",
     "DEMO_SMALL_SPLIT_SIZES",
     "main",
@@ -73,6 +75,7 @@ __all__ = [
 DEMO_CORRUPT_TRACK_IDS: tuple[int, ...] = (71334,)
 DEMO_SHORT_TRACK_IDS: tuple[int, ...] = (117902,)
 DEMO_CLIP_SECONDS = 10.0
+DEMO_EXAMPLES_FOLDER = "examples"
 DEMO_SHORT_SECONDS = 0.3
 # Decodable small tracks per genre and split (the real small has 800/100/100).
 DEMO_SMALL_SPLIT_SIZES = {"training": 12, "validation": 2, "test": 2}
@@ -1050,7 +1053,21 @@ def make_demo(out_dir: str | os.PathLike, seed: int = 0, *, clip_seconds: float 
         (out_dir / ARCHIVES["metadata"].filename, metadata_members),
     ]
     _parallel_map(lambda archive: _write_archive(*archive), archives, workers)
+    _write_examples(out_dir / DEMO_EXAMPLES_FOLDER, tracks, audio)
     return out_dir
+
+
+def _write_examples(folder: Path, tracks: list[_Track], audio: dict[int, bytes]) -> None:
+    """One test-split clip per small genre as a plain MP3 (`examples/rock_153584.mp3`), to try a trained
+    model on files (`hf-fma predict`, `pipeline`) without unpacking an archive. Test split: no model
+    trained on the demo has heard them."""
+    folder.mkdir(exist_ok=True)
+    for old in folder.glob("*.mp3"):
+        old.unlink()
+    for genre in SMALL_GENRES:
+        track = next(t for t in tracks if t.kind == "valid" and t.split == "test" and t.subset == "small" and t.genre_top == genre)
+        name = genre.lower().replace("-", "").replace(" ", "_")
+        (folder / f"{name}_{track.track_id:06d}.mp3").write_bytes(audio[track.track_id])
 
 
 def main(argv: list[str] | None = None) -> int:

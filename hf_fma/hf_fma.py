@@ -273,10 +273,15 @@ class Fma(datasets.GeneratorBasedBuilder):
             zip_path = os.path.join(data_dir, archive.filename)
             if os.path.isfile(zip_path):
                 return zip_path
-            present = sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else None
+            if not os.path.isdir(data_dir):
+                raise FileNotFoundError(
+                    f"data_dir={data_dir!r} is not a folder. (`datasets` reads a relative data_dir from the "
+                    "loading script's folder, not the working directory: give an absolute path.)"
+                )
+            present = ", ".join(sorted(os.listdir(data_dir))) or "nothing"
             raise FileNotFoundError(
-                f"{archive.filename} (or its extracted folder {archive.name}/) is not in data_dir={data_dir!r}"
-                + (f"; it holds: {', '.join(present) or 'nothing'}" if present is not None else ": no such folder")
+                f"{archive.filename} (or its extracted folder {archive.name}/) is not in data_dir={data_dir!r}; "
+                f"it holds: {present}"
             )
         url = (self.config.mirror_url or FMA_BASE_URL).rstrip("/") + "/" + archive.filename
         path = dl_manager.download(url)

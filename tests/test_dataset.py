@@ -209,3 +209,9 @@ def test_real_sample_decodes_to_30_s(fma_sample):
     assert resampled["sampling_rate"] == 16000
     assert resampled["array"].ndim == 1
     assert len(resampled["array"]) / 16000 == pytest.approx(29.98, abs=0.02)
+
+
+def test_relative_data_dir_that_is_not_there_explains_itself(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not a folder.*absolute path"):
+        load_dataset(SCRIPT, "small", data_dir="no_such_folder", trust_remote_code=True)

@@ -292,3 +292,14 @@ def test_bad_arguments_fail_with_a_clear_message(tmp_path, capsys):
     assert exit_info.value.code == 2 and "is not a folder" in capsys.readouterr().err
     with pytest.raises(ValueError, match="clip_seconds"):
         make_demo(tmp_path / "demo", clip_seconds=0.2)
+
+
+def test_examples_are_test_clips_one_per_small_genre(demo_dir, archives, tracks):
+    examples = sorted((demo_dir / demo.DEMO_EXAMPLES_FOLDER).glob("*.mp3"))
+    assert len(examples) == len(metadata.SMALL_GENRES)
+    for path in examples:
+        track_id = int(path.stem.rsplit("_", 1)[1])
+        assert tracks.at[track_id, ("set", "split")] == "test"
+        genre = tracks.at[track_id, ("track", "genre_top")]
+        assert path.stem.startswith(genre.lower().replace("-", ""))
+        assert path.read_bytes() == archives["fma_small"].read(f"fma_small/{metadata.audio_path(track_id)}")

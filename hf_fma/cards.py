@@ -1,0 +1,333 @@
+"""Model cards of training runs and the dataset card of the loading script, from the templates in the
+repository's model_cards/ (shipped in the package as hf_fma/model_cards, a link to it).
+
+    >>> from hf_fma.cards import model_card, dataset_card
+    >>> card = model_card("runs/ast-demo", repo_id="me/ast-fma-small")   # a huggingface_hub.ModelCard
+    >>> card.save("runs/ast-demo/README.md")
+    >>> card.data.to_dict()["model-index"]                                 # the metrics the Hub shows
+    >>> dataset_card("me/hf_fma").save("README.md")
+
+`hf-fma push` renders these into the repositories it publishes. A card is filled from what the run left
+in its folder (see hf_fma.reporting.Run): the dataset config and its splits, the features and their
+normalisation, the hyper-parameters, the clip- and track-level test metrics of `evaluation_test.json`,
+training time and hardware. Its metadata is a `ModelCardData` (`model-index` results, `datasets`,
+`metrics`, `license`, `pipeline_tag: audio-classification`), so the Hub indexes the results.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard, ModelCardData
+
+from hf_fma.plots import LEARNING_CURVES_NAME, TRAINER_STATE_NAME, confusion_matrix_name, read_json
+from hf_fma.reporting import Run, evaluation_json_name, evaluation_markdown
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "model_cards"
+MODEL_CARD_TEMPLATES = {"AST": "ast_model_card.md", "CNN": "cnn_model_card.md"}
+DATASET_CARD_TEMPLATE = "dataset_card.md"
+# Where `hf-fma push --dataset` publishes the loading script; model cards link their `datasets` to it.
+DATASET_REPO_ID = "hf-fma/fma"
+DEFAULT_LICENSE = "apache-2.0"
+
+
+def render_template(template_name: str, card_data, **context: Any) -> str:
+    """Render a card template with the card's YAML metadata as `card_data`, as `RepoCard.from_template`
+    does, but through a loader: `from_template` renders a lone string, so the AST and CNN templates could
+    not share the common sections of model_card.md through `{% extends %}`. Undefined names fail."""
+    import jinja2  # a dependency of huggingface_hub's card templates (and of torch)
+
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # Markdown, not HTML
+    )
+    return environment.get_template(template_name).render(card_data=card_data.to_yaml(), **context)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Model cards
+# ----------------------------------------------------------------------------------------------------
+
+
+def _count_parameters(weights: Path) -> int:
+    """Parameters in a safetensors file, from its header (no tensor is loaded)."""
+    from safetensors import safe_open
+
+    total = 0
+    with safe_open(str(weights), framework="numpy") as tensors:
+        for name in tensors.keys():
+            count = 1
+            for size in tensors.get_slice(name).get_shape():
+                count *= size
+            total += count
+    return total
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "an unrecorded time"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = seconds / 60
+    return f"{minutes:.0f} min" if minutes < 120 else f"{minutes // 60:.0f} h {minutes % 60:.0f} min"
+
+
+def _base_model(run: Run) -> tuple[str | None, str | None]:
+    """(Hub id of the checkpoint the run fine-tuned, description of its preset)."""
+    from hf_fma.models.ast import AST_PRESETS
+
+    name = run.model_name
+    if run.family == "AST" and name in AST_PRESETS:
+        return AST_PRESETS[name].checkpoint, AST_PRESETS[name].description
+    if run.family == "AST" and "/" in name and not Path(name).exists():
+        return name, None  # fine-tuned from a Hub checkpoint given by name
+    return None, None
+
+
+def _hyperparameters(config: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    names = [
+        ("learning rate", "learning_rate"),
+        ("batch size per device", "per_device_train_batch_size"),
+        ("gradient accumulation steps", "gradient_accumulation_steps"),
+        ("epochs", "num_train_epochs"),
+        ("max steps", "max_steps"),
+        ("weight decay", "weight_decay"),
+        ("warm-up steps (a share of all steps when < 1)", "warmup_steps"),
+        ("learning-rate schedule", "lr_scheduler_type"),
+        ("optimizer", "optim"),
+        ("label smoothing", "label_smoothing_factor"),
+        ("early stopping patience", "early_stopping_patience"),
+        ("bf16", "bf16"),
+        ("fp16", "fp16"),
+        ("seed", "seed"),
+    ]
+    # Unset switches and max_steps=-1 (train by epochs) say nothing; 0 (a seed) does.
+    return [
+        (label, config[key])
+        for label, key in names
+        if config.get(key) is not None and config[key] is not False and not (key == "max_steps" and config[key] < 0)
+    ]
+
+
+def _augmentation(config: Mapping[str, Any]) -> list[str]:
+    steps = []
+    if config.get("freq_mask") or config.get("time_mask"):
+        steps.append(f"SpecAugment masks of up to {config.get('freq_mask', 0)} mel bins and {config.get('time_mask', 0)} frames")
+    if config.get("mixup_prob"):
+        alpha = config.get("mixup_alpha")
+        steps.append(f"mixup on {100 * config['mixup_prob']:g}% of examples, Beta({alpha}, {alpha})")
+    return steps
+
+
+def _architecture(run: Run) -> dict[str, Any]:
+    settings = dict(run.model_config)
+    if run.family == "CNN":
+        settings["blocks"] = list(zip(settings["hidden_sizes"], settings["kernel_sizes"], settings["pool_sizes"]))
+    return settings
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def require_test_evaluation(run: Run) -> dict[str, Any]:
+    """The run's test-split evaluation, which every card reports; missing, the error says how to make it."""
+    evaluation = run.evaluation("test")
+    if evaluation is None:
+        raise FileNotFoundError(
+            f"{run.path / evaluation_json_name('test')} does not exist: the card reports test metrics; write it "
+            f"with `hf-fma evaluate {run.path} --config {run.dataset} --split test`"
+        )
+    return evaluation
+
+
+def model_card(
+    run_dir: str | Path,
+    repo_id: str | None = None,
+    dataset_id: str = DATASET_REPO_ID,
+    license: str = DEFAULT_LICENSE,
+    figures: Mapping[str, str] | None = None,
+) -> ModelCard:
+    """The model card of a finished run (AST or CNN template by the saved config's model_type).
+
+    repo_id: where the model is (to be) published, used in the usage snippet and as the model-index name.
+    dataset_id: the Hub dataset repository of the loading script (the card's `datasets`).
+    figures: {"learning_curves": file, "confusion_matrix": file} to show, relative to the card; by default
+    the ones present in the run folder.
+    """
+    run = Run.load(run_dir)
+    evaluation = require_test_evaluation(run)
+    if figures is None:
+        candidates = {"learning_curves": LEARNING_CURVES_NAME, "confusion_matrix": confusion_matrix_name("test")}
+        figures = {key: name for key, name in candidates.items() if (run.path / name).is_file()}
+    base_model, preset_description = _base_model(run)
+    model_name = (repo_id or str(run.path)).rstrip("/").split("/")[-1]
+    config = run.dataset
+    dataset_name = f"FMA {config}"
+
+    def result(metric_type: str, value: float, level: str, label: str) -> EvalResult:
+        return EvalResult(
+            task_type="audio-classification",
+            task_name="Music genre classification",
+            dataset_type=dataset_id,
+            dataset_name=dataset_name,
+            dataset_config=config,
+            dataset_split="test",
+            metric_type=metric_type,
+            metric_value=round(value, 4),
+            metric_name=f"{label} ({level} level, {evaluation['n_crops']} crops of {evaluation['crop_seconds']:g} s)"
+            if level == "track"
+            else f"{label} ({level} level, {evaluation['crop_seconds']:g} s crops)",
+        )
+
+    track, clip = evaluation["track"], evaluation["clip"]
+    eval_results = [
+        result("accuracy", track["accuracy"], "track", "Test accuracy"),
+        result("f1", track["macro_f1"], "track", "Test macro-F1"),
+        result("accuracy", clip["accuracy"], "clip", "Test accuracy"),
+        result("f1", clip["macro_f1"], "clip", "Test macro-F1"),
+    ]
+    card_data = ModelCardData(
+        license=license,
+        library_name="transformers",
+        pipeline_tag="audio-classification",
+        tags=["audio-classification", "music", "music-genre-classification", "fma", "hf-fma",
+              "audio-spectrogram-transformer" if run.family == "AST" else "cnn"],
+        datasets=[dataset_id],
+        metrics=["accuracy", "f1"],
+        base_model=base_model,
+        model_name=model_name,
+        eval_results=eval_results,
+    )
+
+    trainer_state = _trainer_state(run.path)
+    frames, mel_bins = run.input_shape
+    features = run.feature_config
+    context = dict(
+        title=f"{run.family} music-genre classifier for FMA {config}" + (f": {model_name}" if repo_id else ""),
+        family=run.family,
+        model_id=repo_id or str(run.path),
+        license=license,
+        labels=evaluation["labels"],
+        preset=run.model_name,
+        preset_description=preset_description,
+        base_model=base_model,
+        parameters=f"{_count_parameters(run.path / 'model.safetensors'):,}",
+        headline=[
+            {"name": "Test accuracy, track level", "value": _percent(track["accuracy"])},
+            {"name": "Test accuracy, clip level", "value": _percent(clip["accuracy"])},
+            {"name": "Test macro-F1, track level", "value": f"{track['macro_f1']:.3f}"},
+        ],
+        trust_remote_code="auto_map" in run.model_config or "auto_map" in features,
+        trust_remote_code_extractor="auto_map" in features,
+        architecture=_architecture(run),
+        dataset=dict(
+            id=dataset_id,
+            config=config,
+            train_tracks=run.training_tracks if run.training_tracks is not None else "all",
+            validation_tracks=run.results.get("validation_tracks", "?"),
+            test_tracks=evaluation["num_tracks"],
+        ),
+        features=dict(
+            crop_seconds=f"{run.crop_seconds:g}",
+            sampling_rate=features.get("sampling_rate", 16000),
+            num_mel_bins=features["num_mel_bins"],
+            max_length=features["max_length"],
+            frequency_downscale=features.get("frequency_downscale", 1),
+            time_downscale=features.get("time_downscale", 1),
+            pooled=(features.get("frequency_downscale", 1), features.get("time_downscale", 1)) != (1, 1),
+            frames=frames,
+            mel_bins=mel_bins,
+            mean=f"{features['mean']:.4f}",
+            std=f"{features['std']:.4f}",
+        ),
+        augmentation=_augmentation(run.run_config),
+        hyperparameters=_hyperparameters(run.run_config),
+        training=dict(
+            epochs=f"{trainer_state.get('epoch', run.results.get('epoch', 0)):g}",
+            steps=trainer_state.get("global_step", "?"),
+            runtime=_duration(run.results.get("train_runtime")),
+            hardware=run.results.get("hardware") or run.run_config.get("hardware") or "unrecorded hardware",
+        ),
+        evaluation=dict(
+            n_crops=evaluation["n_crops"],
+            crop_seconds=f"{evaluation['crop_seconds']:g}",
+            markdown=evaluation_markdown(evaluation, heading="###"),
+        ),
+        figures=dict(figures),
+    )
+    return ModelCard(render_template(MODEL_CARD_TEMPLATES[run.family], card_data, **context))
+
+
+def _trainer_state(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / TRAINER_STATE_NAME
+    return read_json(path) if path.is_file() else {}
+
+
+# ----------------------------------------------------------------------------------------------------
+# The dataset card
+# ----------------------------------------------------------------------------------------------------
+
+
+def _feature_type(feature) -> str:
+    """A short description of a `datasets` feature type for the card's table."""
+    import datasets
+
+    if isinstance(feature, datasets.ClassLabel):
+        return "ClassLabel (genre names in alphabetical order)"
+    if isinstance(feature, datasets.Audio):
+        return "Audio"
+    if isinstance(feature, datasets.Sequence):
+        return f"list of {_feature_type(feature.feature)}"
+    if isinstance(feature, datasets.Value):
+        return feature.dtype
+    return type(feature).__name__
+
+
+def dataset_card(repo_id: str = DATASET_REPO_ID) -> DatasetCard:
+    """The dataset card of the hf_fma loading script, for a dataset repository `repo_id`."""
+    from hf_fma.hf_fma import Fma
+    from hf_fma.metadata import KNOWN_BAD_TRACK_IDS, SMALL_GENRES, TOP_GENRES
+
+    # A builder only to read its DatasetInfo; its cache folder (lock files) is thrown away.
+    with tempfile.TemporaryDirectory() as cache_dir:
+        info = Fma(config_name=Fma.DEFAULT_CONFIG_NAME, cache_dir=cache_dir).info
+    configs = [
+        {"name": config.name, "description": config.description, "genres": config.genre_names}
+        for config in Fma.BUILDER_CONFIGS
+    ]
+    card_data = DatasetCardData(
+        pretty_name="Free Music Archive (FMA)",
+        license="other",
+        license_name="fma",
+        license_link=f"{info.homepage}#data",
+        task_categories=["audio-classification"],
+        tags=["music", "music-genre-classification", "fma"],
+        size_categories=["1K<n<10K", "10K<n<100K", "100K<n<1M"],
+        source_datasets=["original"],
+        config_names=[config["name"] for config in configs],
+        paperswithcode_id="fma",
+    )
+    content = render_template(
+        DATASET_CARD_TEMPLATE,
+        card_data,
+        pretty_name=card_data.pretty_name,
+        repo_id=repo_id,
+        description=info.description.strip(),
+        configs=configs,
+        small_genres=SMALL_GENRES,
+        top_genres=TOP_GENRES,
+        features=[(name, _feature_type(feature)) for name, feature in info.features.items()],
+        known_bad=[f"{track_id:06d}" for track_id in sorted(KNOWN_BAD_TRACK_IDS)],
+        citation=info.citation.strip(),
+        homepage=info.homepage,
+    )
+    return DatasetCard(content)
+
+
+__all__ = ["DATASET_REPO_ID", "dataset_card", "model_card", "render_template", "require_test_evaluation"]

@@ -1,0 +1,241 @@
+"""Clip- and track-level evaluation of a genre classifier on an FMA split.
+
+A track is judged the way FMA papers that cut tracks into crops should judge it: `n_crops` evenly spaced
+crops of the model's crop length are classified, each crop is a *clip* (clip-level metrics), and the
+crops' logits are averaged into one prediction per *track* (track-level metrics). Crops never leave their
+track's split. Metrics come from the package's `evaluate` module
+(`hf_fma/metrics/genre_classification`, loaded by local path): accuracy, macro-F1, per-genre precision,
+recall and accuracy, and the confusion matrix.
+
+    >>> from datasets import load_dataset
+    >>> from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+    >>> from hf_fma.evaluation import evaluate_model
+    >>> test = load_dataset("hf_fma", "small", data_dir="demo_data", split="test", trust_remote_code=True)
+    >>> model = AutoModelForAudioClassification.from_pretrained("runs/ast-demo")
+    >>> extractor = AutoFeatureExtractor.from_pretrained("runs/ast-demo")
+    >>> result = evaluate_model(model, extractor, test, n_crops=6)
+    >>> result["track"]["accuracy"], result["clip"]["accuracy"]
+
+Under `torchrun`/`accelerate launch` every process evaluates its part of the split
+(`datasets.distributed.split_dataset_by_node`, whole tracks) and the results are gathered, so every
+process returns the metrics of the whole split. Streamed splits (`IterableDataset`) work too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+import evaluate
+import numpy as np
+import torch
+from datasets import Audio
+from datasets.distributed import split_dataset_by_node
+
+from hf_fma.features import AudioCropTransform, FbankCollator, expand_crops
+
+GENRE_METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "genre_classification"
+# ASTFeatureExtractor's Kaldi fbank shifts its frames by 10 ms: max_length frames hold max_length / 100 s.
+FRAMES_PER_SECOND = 100
+
+
+def extractor_crop_seconds(feature_extractor) -> float:
+    """Seconds of audio the extractor's `max_length` frames hold: the crop length its model was trained on."""
+    return feature_extractor.max_length / FRAMES_PER_SECOND
+
+
+def load_genre_metric() -> evaluate.EvaluationModule:
+    """The package's genre-classification metric (no Hub access; kept in memory, so concurrent processes
+    never share a cache file)."""
+    return evaluate.load(str(GENRE_METRIC_PATH), keep_in_memory=True)
+
+
+def with_crop_transform(dataset: datasets.Dataset | datasets.IterableDataset, transform: AudioCropTransform):
+    """The dataset with `transform` applied on access: `with_transform` for a Dataset, a lazy batched `map`
+    for a stream (which has no format transforms); either way rows become the transform's output only."""
+    if isinstance(dataset, datasets.IterableDataset):
+        return dataset.map(transform, batched=True, remove_columns=list(dataset.column_names or ()))
+    return dataset.with_transform(transform)
+
+
+def _has_genre(genres: list[int]) -> list[bool]:
+    return [genre >= 0 for genre in genres]
+
+
+def labelled_tracks(dataset: datasets.Dataset | datasets.IterableDataset):
+    """The tracks with a genre: large and full keep tracks without a top genre as genre -1."""
+    return dataset.filter(_has_genre, input_columns="genre", batched=True)
+
+
+def _repeat_rows(batch: dict[str, list], n_crops: int) -> dict[str, list]:
+    size = len(next(iter(batch.values())))
+    rows = {key: [values[row] for row in range(size) for _ in range(n_crops)] for key, values in batch.items()}
+    rows["crop_index"] = list(range(n_crops)) * size
+    return rows
+
+
+def track_crops(dataset: datasets.Dataset | datasets.IterableDataset, n_crops: int):
+    """Each track repeated `n_crops` times with a `crop_index` 0..n_crops-1 (`features.expand_crops` for a
+    Dataset; the same as a lazy batched map for a stream, which has no `select`)."""
+    if isinstance(dataset, datasets.IterableDataset):
+        return dataset.map(_repeat_rows, batched=True, fn_kwargs={"n_crops": n_crops})
+    return expand_crops(dataset, n_crops)
+
+
+class _TrackBatchCollator:
+    """FbankCollator's batch plus the track id of every row, so crops group into tracks whatever order
+    the DataLoader workers deliver them in."""
+
+    def __init__(self, collator: FbankCollator):
+        self.collator = collator
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        batch = self.collator(rows)
+        batch["track_id"] = torch.tensor([row["track_id"] for row in rows], dtype=torch.long)
+        return batch
+
+
+def _label_map(dataset, model) -> np.ndarray:
+    """dataset genre index -> model label index, matched by name: a model trained on medium (16 genres)
+    numbers genres differently from small's 8."""
+    dataset_names = dataset.features["genre"].names
+    label2id = {name: int(index) for name, index in model.config.label2id.items()}
+    missing = [name for name in dataset_names if name not in label2id]
+    if missing:
+        raise ValueError(
+            f"the split's genres {missing} are not labels of the model (its labels: {', '.join(label2id)}): "
+            "evaluate on a dataset config with the model's genres"
+        )
+    return np.array([label2id[name] for name in dataset_names])
+
+
+@torch.inference_mode()
+def predict_crops(
+    model,
+    feature_extractor,
+    dataset: datasets.Dataset | datasets.IterableDataset,
+    n_crops: int = 6,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    crop_seconds: float | None = None,
+) -> dict[str, np.ndarray]:
+    """Logits of `n_crops` evenly spaced crops of every track of this process's share of the dataset:
+    {"track_id": (clips,), "label": (clips,) dataset genre indices, "logits": (clips, num_labels)}."""
+    crop_seconds = extractor_crop_seconds(feature_extractor) if crop_seconds is None else crop_seconds
+    crops = track_crops(dataset, n_crops)
+    crops = with_crop_transform(
+        crops, AudioCropTransform(crop_seconds, "even", n_crops=n_crops, sampling_rate=feature_extractor.sampling_rate)
+    )
+    collator = _TrackBatchCollator(FbankCollator(feature_extractor))
+    loader = torch.utils.data.DataLoader(crops, batch_size=batch_size, num_workers=num_workers, collate_fn=collator)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    track_ids, labels, logits = [], [], []
+    for batch in loader:
+        track_ids.append(batch["track_id"].numpy())
+        labels.append(batch["labels"].numpy())
+        outputs = model(input_values=batch["input_values"].to(device))
+        logits.append(outputs.logits.float().cpu().numpy())  # (batch, num_labels)
+    model.train(was_training)
+    num_labels = model.config.num_labels
+    return {
+        "track_id": np.concatenate(track_ids) if track_ids else np.zeros(0, dtype=np.int64),
+        "label": np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64),
+        "logits": np.concatenate(logits) if logits else np.zeros((0, num_labels), dtype=np.float32),
+    }
+
+
+def _gather(predictions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every process's predictions, concatenated, on every process."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return predictions
+    parts = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, predictions)
+    return {key: np.concatenate([part[key] for part in parts]) for key in predictions}
+
+
+def evaluate_model(
+    model,
+    feature_extractor,
+    dataset: datasets.Dataset | datasets.IterableDataset,
+    n_crops: int = 6,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    crop_seconds: float | None = None,
+) -> dict[str, Any]:
+    """Clip- and track-level metrics of `model` on an FMA split (tracks without a genre are left out).
+
+    model: an `AutoModelForAudioClassification` model (AST or the CNN) on any device; feature_extractor:
+    its extractor (`FmaASTFeatureExtractor` or `ASTFeatureExtractor`); dataset: a split of the hf_fma
+    dataset, audio decoded or not. crop_seconds defaults to the extractor's `max_length` frames.
+
+    Returns {"labels": genre names in model label order, "n_crops", "crop_seconds", "num_tracks",
+    "num_clips", "clip": {...}, "track": {...}, "tracks": {"track_id", "label", "predicted"} lists}, each
+    level holding accuracy, macro_f1, per_genre_precision, per_genre_recall, per_genre_accuracy and
+    confusion_matrix (rows: true genre, columns: predicted genre; model label order).
+    """
+    if n_crops < 1:
+        raise ValueError(f"n_crops must be >= 1, got {n_crops}")
+    crop_seconds = extractor_crop_seconds(feature_extractor) if crop_seconds is None else crop_seconds
+    label_map = _label_map(dataset, model)
+    if isinstance(dataset.features["audio"], Audio) and dataset.features["audio"].decode:
+        dataset = dataset.cast_column("audio", Audio(decode=False))  # the transform decodes only the crops
+    dataset = labelled_tracks(dataset)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Whole tracks per process: a track's crops are averaged where they were predicted.
+        dataset = split_dataset_by_node(dataset, torch.distributed.get_rank(), torch.distributed.get_world_size())
+    crops = _gather(
+        predict_crops(model, feature_extractor, dataset, n_crops, batch_size, num_workers, crop_seconds)
+    )
+    if len(crops["label"]) == 0:
+        raise ValueError("the split holds no track with a genre to evaluate on")
+
+    clip_labels = label_map[crops["label"]]
+    clip_predictions = crops["logits"].argmax(axis=-1)
+    # Track level: the mean of each track's crop logits.
+    track_ids, first_row, track_index = np.unique(crops["track_id"], return_index=True, return_inverse=True)
+    track_logits = np.zeros((len(track_ids), crops["logits"].shape[1]), dtype=np.float64)
+    np.add.at(track_logits, track_index, crops["logits"])
+    track_logits /= np.bincount(track_index)[:, None]
+    track_labels = clip_labels[first_row]
+    track_predictions = track_logits.argmax(axis=-1)
+
+    label_names = [model.config.id2label[index] for index in range(model.config.num_labels)]
+    metric = load_genre_metric()
+    levels = {}
+    for level, predictions, references in (
+        ("clip", clip_predictions, clip_labels),
+        ("track", track_predictions, track_labels),
+    ):
+        scores = metric.compute(predictions=predictions, references=references, label_names=label_names)
+        scores.pop("label_names")
+        levels[level] = scores
+    return {
+        "labels": label_names,
+        "n_crops": n_crops,
+        "crop_seconds": crop_seconds,
+        "num_tracks": len(track_ids),
+        "num_clips": len(clip_labels),
+        **levels,
+        "tracks": {
+            "track_id": track_ids.tolist(),
+            "label": track_labels.tolist(),
+            "predicted": track_predictions.tolist(),
+        },
+    }
+
+
+__all__ = [
+    "GENRE_METRIC_PATH",
+    "FRAMES_PER_SECOND",
+    "evaluate_model",
+    "extractor_crop_seconds",
+    "labelled_tracks",
+    "load_genre_metric",
+    "predict_crops",
+    "track_crops",
+    "with_crop_transform",
+]

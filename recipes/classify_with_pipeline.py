@@ -1,0 +1,31 @@
+#!/usr/bin/env python
+"""Classify audio files with a trained hf-fma model through transformers' own `pipeline`.
+
+    python recipes/classify_with_pipeline.py runs/ast-demo demo_data/examples/*.mp3
+
+The saved folder is a plain transformers model: this script needs nothing from hf_fma, which is the
+point (a Hub user does the same with a repo id). `trust_remote_code=True` runs the code saved in the
+folder for the CNN and for pooled features (FmaASTFeatureExtractor); plain AST folders do not need it.
+File paths are decoded by the ffmpeg binary, and the pipeline classifies the first crop-length window
+only: `hf-fma predict` classifies whole tracks.
+"""
+
+import argparse
+
+from transformers import pipeline
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="a saved model folder or Hub repo id")
+    parser.add_argument("files", nargs="+", help="audio files")
+    parser.add_argument("--top_k", type=int, default=3)
+    args = parser.parse_args()
+
+    classifier = pipeline("audio-classification", model=args.model, trust_remote_code=True)
+    for path, predictions in zip(args.files, classifier(args.files, top_k=args.top_k)):
+        print(path, " ".join(f"{p['label']}={p['score']:.2f}" for p in predictions))
+
+
+if __name__ == "__main__":
+    main()

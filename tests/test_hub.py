@@ -1,0 +1,345 @@
+"""Model and dataset cards from real tiny runs, the repository folders `hf-fma push` uploads (loaded with
+`pipeline` / `load_dataset` in a fresh process without hf_fma), and the upload itself through
+huggingface_hub with its HTTP transport replaced by an in-memory Hub."""
+
+import base64
+import hashlib
+import json
+import subprocess
+import sys
+import textwrap
+
+import httpx2
+import huggingface_hub
+import numpy as np
+import pytest
+import torch
+import yaml
+from huggingface_hub import DatasetCard, ModelCard, set_client_factory
+
+from hf_fma import hub
+from hf_fma.cards import DATASET_REPO_ID, dataset_card, model_card
+
+GENRES = ["Electronic", "Experimental", "Folk", "Hip-Hop", "Instrumental", "International", "Pop", "Rock"]
+
+
+def train_tiny_run(family, data_dir, output_dir, **overrides):
+    """A real run of the training recipe on the demo FMA, as small as it gets: 24 tracks, 2 epochs, 1 s
+    crops pooled 2 x 2 (so the feature extractor is the remote-code FmaASTFeatureExtractor)."""
+    from hf_fma.training import parse_arguments, run_training
+
+    settings = dict(
+        model_family=family, model_name_or_path="tiny", data_dir=data_dir, output_dir=output_dir,
+        dataset_config_name="small", crop_seconds=1, eval_crops=2, frequency_downscale=2, time_downscale=2,
+        max_train_samples=24, max_eval_samples=16, num_train_epochs=2, per_device_train_batch_size=8,
+        learning_rate=3e-3, dataloader_num_workers=0, report_to="none", seed=0, disable_tqdm=True,
+    )
+    settings.update(overrides)
+    argv = [item for key, value in settings.items() for item in (f"--{key}", str(value))]
+    run_training(*parse_arguments(argv))
+    return output_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(demo_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return {family: train_tiny_run(family, demo_dir, root / family) for family in ("ast", "cnn")}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Cards
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_ast_card_from_a_real_run_has_the_hub_metadata_and_the_run_facts(tiny_runs, tmp_path):
+    run_dir = tiny_runs["ast"]
+    evaluation = json.loads((run_dir / "evaluation_test.json").read_text())
+    card_path = tmp_path / "README.md"
+    model_card(run_dir, repo_id="me/ast-fma-demo").save(card_path)
+
+    card = ModelCard.load(card_path)  # what the Hub parses
+    metadata = card.data.to_dict()
+    assert metadata["pipeline_tag"] == "audio-classification"
+    assert metadata["license"] == "apache-2.0"
+    assert metadata["datasets"] == [DATASET_REPO_ID]
+    assert metadata["metrics"] == ["accuracy", "f1"]
+    assert metadata["library_name"] == "transformers"
+    assert "base_model" not in metadata  # trained from scratch
+    # metric_name: "Test accuracy (track level, 2 crops of 1 s)" -> key ("accuracy", "track")
+    results = {(result.metric_type, result.metric_name.split("(")[1].split(" level")[0]): result
+               for result in card.data.eval_results}
+    assert results["accuracy", "track"].metric_value == pytest.approx(evaluation["track"]["accuracy"], abs=1e-4)
+    assert results["accuracy", "clip"].metric_value == pytest.approx(evaluation["clip"]["accuracy"], abs=1e-4)
+    assert results["f1", "track"].metric_value == pytest.approx(evaluation["track"]["macro_f1"], abs=1e-4)
+    for result in card.data.eval_results:
+        assert (result.task_type, result.dataset_type, result.dataset_config, result.dataset_split) == (
+            "audio-classification", DATASET_REPO_ID, "small", "test"
+        )
+    assert card.data.model_name == "ast-fma-demo"
+
+    text = card.text
+    feature_config = json.loads((run_dir / "preprocessor_config.json").read_text())
+    assert 'pipeline("audio-classification", model="me/ast-fma-demo", trust_remote_code=True)' in text
+    assert f"mean {feature_config['mean']:.4f}, std {feature_config['std']:.4f}" in text
+    assert "Average-pooled by 2 frames x 2 mel bins" in text and "50 x 64 (frames x mel bins)" in text
+    assert "| learning rate | 0.003 |" in text and "| seed | 0 |" in text
+    assert "| train | 24 |" in text and f"| test | {evaluation['num_tracks']} |" in text
+    assert f"| track | {100 * evaluation['track']['accuracy']:.1f}% |" in text
+    assert "2 evenly spaced crops of 1 s" in text
+    assert "Genre taxonomy" in text and "non-commercial (NC)" in text  # limitations: taxonomy, licences
+    assert "Trained for 2 epochs" in text
+    assert "{{ " not in text and "{%" not in text  # every template expression rendered
+
+
+def test_cnn_card_describes_the_blocks_and_remote_code(tiny_runs):
+    card = model_card(tiny_runs["cnn"], repo_id="me/cnn-fma-demo")
+    assert "cnn" in card.data.tags
+    assert "| 5 | 32 | 3 x 3 | 2 x 2 |" in card.text  # the tiny preset's last block
+    assert "`configuration_fma_cnn.py` and `modeling_fma_cnn.py`" in card.text
+    assert "trust_remote_code=True" in card.text
+
+
+def copy_run(run_dir, destination, skip=()):
+    destination.mkdir()
+    for path in run_dir.iterdir():
+        if path.is_file() and path.name not in skip:
+            (destination / path.name).write_bytes(path.read_bytes())
+    return destination
+
+
+def test_card_of_a_fine_tuned_ast_names_its_base_model(tiny_runs, tmp_path):
+    from hf_fma.models import DEFAULT_AST_CHECKPOINT
+
+    run_dir = copy_run(tiny_runs["ast"], tmp_path / "run")
+    run_config = yaml.safe_load((run_dir / "run_config.yaml").read_text())
+    (run_dir / "run_config.yaml").write_text(yaml.safe_dump({**run_config, "model_name_or_path": "audioset"}))
+    card = model_card(run_dir)
+    assert card.data.base_model == DEFAULT_AST_CHECKPOINT
+    assert f"fine-tuned from\n[`{DEFAULT_AST_CHECKPOINT}`]" in card.text
+    assert "Position embeddings of" in card.text
+
+
+def test_card_needs_the_test_evaluation(tiny_runs, tmp_path):
+    run_copy = copy_run(tiny_runs["ast"], tmp_path / "run", skip=("evaluation_test.json",))
+    with pytest.raises(FileNotFoundError, match="hf-fma evaluate"):
+        model_card(run_copy)
+    with pytest.raises(FileNotFoundError, match="hf-fma evaluate"):
+        hub.prepare_model_repo(run_copy, tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()  # failed before writing anything
+
+
+def test_dataset_card_metadata_and_content():
+    from hf_fma.hf_fma import Fma
+
+    card = DatasetCard(str(dataset_card("me/hf_fma")))
+    assert card.data.task_categories == ["audio-classification"]
+    assert card.data.license == "other"
+    assert card.data.config_names == [config.name for config in Fma.BUILDER_CONFIGS]
+    assert 'load_dataset("me/hf_fma", "small", trust_remote_code=True)' in card.text
+    assert "| `genre` | ClassLabel" in card.text and "099134" in card.text
+
+
+# ----------------------------------------------------------------------------------------------------
+# The folders that get uploaded
+# ----------------------------------------------------------------------------------------------------
+
+# Runs in a fresh interpreter where `import hf_fma` fails: a Hub user has transformers only.
+PIPELINE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    sys.modules["hf_fma"] = None  # any import of hf_fma now raises ImportError
+    import numpy as np
+    from transformers import pipeline
+
+    wave_path, *folders = sys.argv[1:]
+    for folder in folders:
+        classifier = pipeline("audio-classification", model=folder, trust_remote_code=True, top_k=None)
+        print(json.dumps(classifier({"raw": np.load(wave_path), "sampling_rate": 16000})))
+    """
+)
+
+
+def test_pushed_folders_run_in_a_pipeline_without_hf_fma(tiny_runs, tmp_path):
+    from hf_fma.predict import load_classifier
+
+    folders = {}
+    for family in ("ast", "cnn"):
+        folder = hub.prepare_model_repo(tiny_runs[family], tmp_path / family, repo_id=f"me/{family}-fma-demo")
+        expected = {"config.json", "model.safetensors", "preprocessor_config.json", "feature_extraction_fma_ast.py",
+                    "README.md", "run_config.yaml", "all_results.json", "trainer_state.json", "evaluation_test.json",
+                    "evaluation_validation.json", "learning_curves.png", "confusion_matrix_test.png"}
+        if family == "cnn":
+            expected |= {"configuration_fma_cnn.py", "modeling_fma_cnn.py"}
+        assert {path.name for path in folder.iterdir()} == expected  # no checkpoints, optimizer, training_args.bin
+        run_config = yaml.safe_load((folder / "run_config.yaml").read_text())
+        assert not {"data_dir", "output_dir", "dataset_script"} & set(run_config)
+        assert run_config["learning_rate"] == 0.003
+        folders[family] = folder
+
+    wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(32000) / 16000)).astype(np.float32)
+    np.save(tmp_path / "wave.npy", wave)
+    completed = subprocess.run(
+        [sys.executable, "-c", PIPELINE_SCRIPT, str(tmp_path / "wave.npy"), *map(str, folders.values())],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    outputs = [json.loads(line) for line in completed.stdout.strip().splitlines()[-len(folders):]]
+    for family, predictions in zip(folders, outputs):
+        assert sorted(prediction["label"] for prediction in predictions) == sorted(GENRES)
+        # The same scores as the run's model with hf_fma's own feature extractor: the folder's code
+        # reproduces the training features (pooling included).
+        model, extractor = load_classifier(tiny_runs[family], device="cpu")
+        with torch.no_grad():
+            logits = model(**extractor(wave, sampling_rate=16000, return_tensors="pt")).logits[0]
+        expected_scores = dict(zip(GENRES, torch.softmax(logits, -1).tolist()))
+        for prediction in predictions:
+            assert prediction["score"] == pytest.approx(expected_scores[prediction["label"]], abs=1e-5), family
+
+
+def test_published_loading_script_loads_the_demo_without_hf_fma(demo_dir, tmp_path):
+    folder = hub.prepare_dataset_repo("me/fma_script", tmp_path / "fma_script")
+    assert {path.name for path in folder.iterdir()} == {"fma_script.py", "metadata.py", "README.md"}
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["hf_fma"] = None
+        from datasets import load_dataset
+        test = load_dataset(sys.argv[1], "small", data_dir=sys.argv[2], split="test", trust_remote_code=True)
+        print(len(test), test.features["genre"].names[0])
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script, str(folder), str(demo_dir)], capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "HF_DATASETS_CACHE": str(tmp_path / "cache")},
+    )
+    assert completed.returncode == 0, completed.stderr
+    count, first_genre = completed.stdout.split()
+    assert int(count) > 0 and first_genre == "Electronic"
+
+
+def test_dataset_repository_name_must_be_importable(tmp_path):
+    with pytest.raises(ValueError, match="Python identifier"):
+        hub.prepare_dataset_repo("me/free-music-archive", tmp_path / "repo")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Uploads through huggingface_hub, against an in-memory Hub
+# ----------------------------------------------------------------------------------------------------
+
+
+class InMemoryHub:
+    """The Hub endpoints `create_repo` and `upload_folder` call, answered in memory: repository creation,
+    card metadata validation, preupload (safetensors and PNG as LFS, the rest as regular files), the LFS batch API and its upload
+    URLs, and the commit, whose files are kept by repository."""
+
+    LFS_SUFFIXES = (".safetensors", ".png")
+
+    def __init__(self):
+        self.requests = []
+        self.created = []
+        self.validated = []
+        self.lfs_objects = {}
+        self.repositories = {}
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        self.requests.append(request)
+        path = request.url.path
+        if request.method == "POST" and path == "/api/repos/create":
+            payload = json.loads(request.content)
+            self.created.append(payload)
+            repo_id = f"{payload['organization']}/{payload['name']}"
+            return httpx2.Response(200, json={"url": f"https://huggingface.co/{repo_id}", "name": repo_id})
+        if request.method == "POST" and path == "/api/validate-yaml":  # create_commit checks README.md first
+            payload = json.loads(request.content)
+            self.validated.append((payload["repoType"], payload["content"]))
+            return httpx2.Response(200, json={"errors": [], "warnings": []})
+        if request.method == "POST" and "/preupload/" in path:
+            files = json.loads(request.content)["files"]
+            return httpx2.Response(200, json={"files": [
+                {"path": file["path"], "uploadMode": "lfs" if file["path"].endswith(self.LFS_SUFFIXES) else "regular",
+                 "shouldIgnore": False}
+                for file in files
+            ]})
+        if request.method == "POST" and path.endswith(".git/info/lfs/objects/batch"):
+            objects = json.loads(request.content)["objects"]
+            return httpx2.Response(200, json={"transfer": "basic", "objects": [
+                {"oid": item["oid"], "size": item["size"],
+                 "actions": {"upload": {"href": f"https://lfs.example/{item['oid']}"}}}
+                for item in objects
+            ]})
+        if request.method == "PUT" and request.url.host == "lfs.example":
+            self.lfs_objects[path.strip("/")] = request.read()
+            return httpx2.Response(200)
+        if request.method == "POST" and "/commit/" in path:
+            repo_type, repo_id = path.split("/commit/")[0].removeprefix("/api/").split("/", 1)
+            files = self.repositories.setdefault((repo_type.rstrip("s"), repo_id), {})
+            for line in request.read().decode().splitlines():
+                item = json.loads(line)
+                if item["key"] == "file":
+                    files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+                elif item["key"] == "lfsFile":
+                    files[item["value"]["path"]] = self.lfs_objects[item["value"]["oid"]]
+            return httpx2.Response(200, json={
+                "commitUrl": f"https://huggingface.co/{repo_id}/commit/{'1' * 40}", "commitOid": "1" * 40,
+            })
+        return httpx2.Response(404, json={"error": f"the in-memory Hub does not serve {request.method} {path}"})
+
+
+@pytest.fixture
+def in_memory_hub(monkeypatch):
+    """huggingface_hub's HTTP client with its transport replaced: every request ends in InMemoryHub. Xet is
+    off (HF_HUB_DISABLE_XET), as for a Hub without it, so LFS bytes go through the same transport."""
+    fake = InMemoryHub()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
+    set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(fake)))
+    yield fake
+    from huggingface_hub.utils._http import default_client_factory
+
+    set_client_factory(default_client_factory)
+
+
+def test_push_run_uploads_the_repository_folder(tiny_runs, in_memory_hub, tmp_path):
+    commit = hub.push_run(tiny_runs["cnn"], "me/cnn-fma-demo", token="hf_test_token", private=True)
+    assert commit.oid == "1" * 40
+    assert in_memory_hub.created == [{"name": "cnn-fma-demo", "organization": "me", "visibility": "private", "type": "model"}]
+    assert all(request.headers.get("authorization") == "Bearer hf_test_token"
+               for request in in_memory_hub.requests if request.url.host != "lfs.example")
+
+    uploaded = in_memory_hub.repositories["model", "me/cnn-fma-demo"]
+    expected = hub.prepare_model_repo(tiny_runs["cnn"], tmp_path / "expected", repo_id="me/cnn-fma-demo")
+    assert set(uploaded) == {path.name for path in expected.iterdir()}
+    for name, content in uploaded.items():
+        if not name.endswith(".png"):  # PNGs are redrawn: same figure, not necessarily the same bytes
+            assert content == (expected / name).read_bytes(), name
+    assert set(in_memory_hub.validated) == {("model", uploaded["README.md"].decode())}
+    weights = (tiny_runs["cnn"] / "model.safetensors").read_bytes()
+    assert in_memory_hub.lfs_objects[hashlib.sha256(weights).hexdigest()] == weights  # sent as LFS
+
+
+def test_push_dataset_uploads_the_loading_script(in_memory_hub):
+    hub.push_dataset("me/fma_script", token="hf_test_token")
+    assert in_memory_hub.created[0]["type"] == "dataset"
+    uploaded = in_memory_hub.repositories["dataset", "me/fma_script"]
+    assert set(uploaded) == {"fma_script.py", "metadata.py", "README.md"}
+    assert uploaded["fma_script.py"] == hub.DATASET_SCRIPT.read_bytes()
+
+
+def test_missing_token_stops_before_any_work(in_memory_hub, monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    # The run folder does not exist: the token error must come first, before the folder is even read.
+    with pytest.raises(hub.MissingTokenError, match="hf auth login"):
+        hub.push_run(tmp_path / "no-such-run", "me/model")
+    with pytest.raises(hub.MissingTokenError):
+        hub.push_dataset("me/fma_script")
+    assert hub.main([str(tmp_path / "no-such-run"), "me/model"]) == 2
+    assert "no Hugging Face token" in capsys.readouterr().err
+    assert in_memory_hub.requests == []
+
+
+def test_push_command_line_needs_a_run_or_dataset(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        hub.main(["me/model"])
+    assert exit_info.value.code == 2
+    assert "--dataset" in capsys.readouterr().err

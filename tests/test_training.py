@@ -1,0 +1,283 @@
+"""The training recipes on the offline demo FMA: AST and CNN under accelerate, 2-process DDP, resume, config
+files, and the errors a wrong argument gets before any data is read.
+
+Run: cd /work/main && python -m pytest tests/test_training.py -q
+The training runs are real recipe runs (tiny models, 3 s crops), each well under a minute on 2 cores.
+"""
+
+import importlib.util
+import json
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+import yaml
+from datasets import Audio, ClassLabel, Dataset, load_dataset
+from transformers import TrainerCallback, pipeline
+
+from hf_fma.training import (
+    DATASET_SCRIPT,
+    RUN_CONFIG_NAME,
+    balanced_sample,
+    parse_arguments,
+    resolved_config,
+    run_training,
+)
+
+from .conftest import REPO_ROOT
+
+RECIPES = REPO_ROOT / "recipes"
+AST_DEMO = RECIPES / "configs" / "ast_demo.yaml"
+CNN_DEMO = RECIPES / "configs" / "cnn_demo.yaml"
+
+
+def load_recipe(name: str):
+    spec = importlib.util.spec_from_file_location(name, RECIPES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(command: list[str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stderr[-4000:]}")
+    return result
+
+
+def results(output_dir) -> dict:
+    return json.loads((output_dir / "all_results.json").read_text())
+
+
+# --------------------------------------------------------------------------------------------------
+# Arguments
+# --------------------------------------------------------------------------------------------------
+
+
+def test_command_line_flags_override_the_config_file():
+    model_args, data_args, training_args = parse_arguments(
+        ["--config", str(AST_DEMO), "--learning_rate", "0.5", "--crop_seconds", "2", "--output_dir", "elsewhere"]
+    )
+    assert training_args.learning_rate == 0.5 and data_args.crop_seconds == 2.0
+    assert training_args.output_dir == "elsewhere"
+    # the rest comes from the file, and the task's defaults from FmaTrainingArguments
+    assert training_args.per_device_train_batch_size == 16 and model_args.model_name_or_path == "tiny"
+    assert training_args.load_best_model_at_end and training_args.metric_for_best_model == "accuracy"
+    assert training_args.remove_unused_columns is False
+
+
+def test_a_json_config_given_alone_reads_like_a_yaml_one(tmp_path):
+    from_yaml = parse_arguments(["--config", str(AST_DEMO)])
+    as_json = tmp_path / "demo.json"
+    as_json.write_text(json.dumps(yaml.safe_load(AST_DEMO.read_text())))
+    from_json = parse_arguments([str(as_json)])  # transformers' examples take a lone JSON file
+    assert resolved_config(*from_json) == resolved_config(*from_yaml)
+
+
+def test_help_lists_every_argument_group(capsys):
+    with pytest.raises(SystemExit) as exit_status:
+        parse_arguments(["--help"])
+    assert exit_status.value.code == 0
+    shown = capsys.readouterr().out
+    for flag in ("--model_name_or_path", "--crop_seconds", "--max_train_samples", "--early_stopping_patience", "--config"):
+        assert flag in shown
+
+
+def test_a_config_key_that_is_no_argument_is_named(tmp_path):
+    config = tmp_path / "typo.yaml"
+    config.write_text("learning_rat: 0.1\nmodel_name_or_path: tiny\n")
+    with pytest.raises(ValueError, match="unknown argument.*learning_rat"):
+        parse_arguments(["--config", str(config)])
+
+
+def test_balanced_sample_takes_genres_equally_and_repeatably():
+    genres = [0] * 10 + [1] * 10 + [2] * 3  # genre 2 has fewer tracks than its share
+    dataset = Dataset.from_dict(
+        {"track_id": list(range(23)), "genre": genres}
+    ).cast_column("genre", ClassLabel(names=["Folk", "Pop", "Rock"]))
+    sample = balanced_sample(dataset, 9, seed=1)
+    assert sorted(sample["genre"]) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert balanced_sample(dataset, 9, seed=1)["track_id"] == sample["track_id"]
+    assert balanced_sample(dataset, 9, seed=2)["track_id"] != sample["track_id"]
+    uneven = balanced_sample(dataset, 20, seed=0)  # 7/7/6 asked, genre 2 gives its 3
+    assert [uneven["genre"].count(genre) for genre in range(3)] == [7, 7, 3]
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors at start: before any data is read or any file written
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "recipe, flags, error, message",
+    [
+        ("train_ast", ["--dataset_config_name", "smal"], ValueError,
+         "unknown dataset config 'smal'; valid configs: small, medium, large, full, mini"),
+        ("train_ast", ["--model_name_or_path", "huge"], ValueError, "unknown AST preset 'huge'; valid presets: "),
+        ("train_cnn", ["--config", str(CNN_DEMO), "--model_name_or_path", "study-scratch"], ValueError,
+         "unknown CNN preset 'study-scratch'; valid presets: study, tiny"),
+        ("train_cnn", [], ValueError, "this config trains the AST: run recipes/train_ast.py"),
+        ("train_ast", ["--resume_from_checkpoint", "last"], FileNotFoundError, "no checkpoint-* folder in"),
+    ],
+)
+def test_a_wrong_name_fails_at_start_naming_the_valid_ones(demo_dir, tmp_path, recipe, flags, error, message):
+    output_dir = tmp_path / "run"
+    argv = ["--config", str(AST_DEMO), "--data_dir", str(demo_dir), "--output_dir", str(output_dir), *flags]
+    with pytest.raises(error, match=re.escape(message)):
+        load_recipe(recipe).main(argv)
+    assert not output_dir.exists()
+
+
+def test_a_missing_data_folder_fails_at_start(tmp_path):
+    output_dir = tmp_path / "run"
+    argv = ["--config", str(AST_DEMO), "--data_dir", str(tmp_path / "no-fma"), "--output_dir", str(output_dir)]
+    with pytest.raises(FileNotFoundError, match="no-fma' is not a folder"):
+        load_recipe("train_ast").main(argv)
+    assert not output_dir.exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# Training runs
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ast_run(demo_dir, tmp_path_factory):
+    """The README's main job: the AST demo config under `accelerate launch --cpu`, one process."""
+    output_dir = tmp_path_factory.mktemp("ast-demo")
+    result = run([
+        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        str(RECIPES / "train_ast.py"), "--config", str(AST_DEMO),
+        "--data_dir", str(demo_dir), "--output_dir", str(output_dir),
+    ])  # fmt: skip
+    return output_dir, result.stdout
+
+
+def test_tiny_ast_learns_the_demo_genres_under_accelerate(ast_run):
+    output_dir, stdout = ast_run
+    metrics = results(output_dir)
+    assert metrics["eval_accuracy"] >= 0.8  # validation accuracy of the kept (best) model; chance is 0.125
+    assert metrics["validation_track_accuracy"] >= 0.8
+    assert metrics["test_tracks"] == 16 and metrics["test_crops"] == 3
+    summary = stdout.strip().splitlines()[-1]
+    assert summary.startswith(f"test: track accuracy {metrics['test_track_accuracy']:.4f}")
+    evaluation = json.loads((output_dir / "evaluation_test.json").read_text())
+    assert evaluation["track"]["accuracy"] == metrics["test_track_accuracy"]
+    assert len(evaluation["track"]["confusion_matrix"]) == 8
+
+
+def test_the_run_config_repeats_the_run(ast_run):
+    output_dir, _ = ast_run
+    model_args, data_args, training_args = parse_arguments(["--config", str(output_dir / RUN_CONFIG_NAME)])
+    assert training_args.output_dir == str(output_dir) and data_args.crop_seconds == 3.0
+    saved = json.loads((output_dir / "preprocessor_config.json").read_text())
+    # the measured fbank statistics are recorded, so the rerun does not measure them again
+    assert (model_args.feature_mean, model_args.feature_std) == (saved["mean"], saved["std"])
+
+
+def test_the_saved_model_classifies_a_file_through_pipeline(ast_run, demo_dir):
+    output_dir, _ = ast_run
+    test = load_dataset(DATASET_SCRIPT, "small", data_dir=str(demo_dir), split="test", trust_remote_code=True)
+    track = test.cast_column("audio", Audio(sampling_rate=16000))[0]
+    classifier = pipeline("audio-classification", model=str(output_dir), trust_remote_code=True)
+    predictions = classifier(track["audio"]["array"], top_k=8)
+    assert {prediction["label"] for prediction in predictions} == set(test.features["genre"].names)
+    assert sum(prediction["score"] for prediction in predictions) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_tiny_cnn_learns_the_demo_genres_under_accelerate(demo_dir, tmp_path):
+    output_dir = tmp_path / "cnn-demo"
+    run([
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(RECIPES / "accelerate" / "cpu.yaml"),
+        str(RECIPES / "train_cnn.py"), "--config", str(CNN_DEMO),
+        "--data_dir", str(demo_dir), "--output_dir", str(output_dir),
+    ])  # fmt: skip
+    metrics = results(output_dir)
+    assert metrics["eval_accuracy"] >= 0.8 and metrics["validation_track_accuracy"] >= 0.8
+    assert json.loads((output_dir / "config.json").read_text())["model_type"] == "fma_cnn"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_process_data_parallel_run_matches_one_process(ast_run, demo_dir, tmp_path):
+    single_dir, _ = ast_run
+    output_dir = tmp_path / "ddp"
+    run([
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+        str(RECIPES / "train_ast.py"), "--config", str(AST_DEMO), "--data_dir", str(demo_dir),
+        "--output_dir", str(output_dir),
+        "--use_cpu",  # gloo: without it accelerate sees no accelerator and runs each process alone
+        "--per_device_train_batch_size", "8",  # 2 x 8: the single run's batch of 16
+    ])  # fmt: skip
+    single, parallel = results(single_dir), results(output_dir)
+    single_state = json.loads((single_dir / "trainer_state.json").read_text())
+    parallel_state = json.loads((output_dir / "trainer_state.json").read_text())
+    assert parallel_state["global_step"] == single_state["global_step"]  # same batches per epoch, not twice as many
+    # Different random crops and dropout draws per process: the same learning, not the same numbers.
+    assert parallel["eval_accuracy"] >= 0.8
+    assert parallel["test_track_accuracy"] == pytest.approx(single["test_track_accuracy"], abs=0.2)
+    assert parallel_state["log_history"][0]["loss"] == pytest.approx(single_state["log_history"][0]["loss"], rel=0.1)
+    # evaluation split tracks across the processes and gathered them back: every test track, once
+    assert json.loads((output_dir / "evaluation_test.json").read_text())["num_tracks"] == 16
+
+
+class _StepsTaken(TrainerCallback):
+    def __init__(self):
+        self.taken = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.taken.append(state.global_step)
+
+
+class _InterruptAfterFirstCheckpoint(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        raise KeyboardInterrupt(f"interrupted after the checkpoint of step {state.global_step}")
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint_to_the_same_step_count(demo_dir, tmp_path):
+    argv = [
+        "--config", str(CNN_DEMO), "--data_dir", str(demo_dir), "--output_dir", str(tmp_path),
+        "--num_train_epochs", "3", "--crop_seconds", "1", "--eval_crops", "1", "--dataloader_num_workers", "0",
+        "--dataloader_persistent_workers", "false", "--save_total_limit", "5",
+    ]  # fmt: skip
+    model_args, data_args, training_args = parse_arguments(argv, defaults={"model_family": "cnn"})
+    with pytest.raises(KeyboardInterrupt):
+        run_training(model_args, data_args, training_args, callbacks=[_InterruptAfterFirstCheckpoint()])
+    assert sorted(path.name for path in tmp_path.glob("checkpoint-*")) == ["checkpoint-6"]  # 96 tracks / 16
+
+    model_args, data_args, training_args = parse_arguments(
+        [*argv, "--resume_from_checkpoint", "last"], defaults={"model_family": "cnn"}
+    )
+    steps = _StepsTaken()
+    metrics = run_training(model_args, data_args, training_args, callbacks=[steps])
+    assert steps.taken == list(range(7, 19))  # continued after the checkpoint's step 6
+    state = json.loads((tmp_path / "trainer_state.json").read_text())
+    assert state["global_step"] == 18 and metrics["epoch"] == 3  # 3 epochs x 6 steps, as uninterrupted
+    assert [entry["epoch"] for entry in state["log_history"] if "eval_accuracy" in entry] == [1, 2, 3]
+
+
+def test_a_streamed_dataset_trains_and_is_evaluated_on_whole_tracks(demo_dir, tmp_path):
+    argv = [
+        "--config", str(CNN_DEMO), "--data_dir", str(demo_dir), "--output_dir", str(tmp_path), "--streaming",
+        "--max_steps", "12", "--eval_strategy", "steps", "--eval_steps", "6", "--save_strategy", "steps",
+        "--save_steps", "6", "--crop_seconds", "1", "--eval_crops", "2", "--shuffle_buffer_size", "32",
+        "--dataloader_num_workers", "0", "--dataloader_persistent_workers", "false",
+    ]  # fmt: skip
+    metrics = run_training(*parse_arguments(argv))
+    assert json.loads((tmp_path / "trainer_state.json").read_text())["global_step"] == 12
+    assert metrics["test_tracks"] == 16 and metrics["test_crops"] == 2
+    # every test track of the stream, each as its 2 crops
+    assert json.loads((tmp_path / "evaluation_test.json").read_text())["num_clips"] == 32
+
+
+def test_streaming_without_max_steps_fails_at_start(demo_dir, tmp_path):
+    argv = ["--config", str(CNN_DEMO), "--data_dir", str(demo_dir), "--output_dir", str(tmp_path), "--streaming"]
+    with pytest.raises(ValueError, match="set max_steps"):
+        run_training(*parse_arguments(argv))
