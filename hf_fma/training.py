@@ -140,6 +140,14 @@ class DataArguments:
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Validate and test on at most this many tracks, balanced per genre."}
     )
+    train_eval_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Training tracks (balanced, centre crops) evaluated after each validation, logged as "
+            "train_accuracy/train_loss: the training curves of `hf-fma plot curves`. Default: as many as the "
+            "validation split has; 0 turns it off. Not with streaming."
+        },
+    )
     freq_mask: int = field(default=0, metadata={"help": "SpecAugment frequency mask in mel bins (0: off; AST: 24-48)."})
     time_mask: int = field(default=0, metadata={"help": "SpecAugment time mask in frames (0: off; AST: a fifth of them)."})
     mixup_prob: float = field(default=0.0, metadata={"help": "Share of training examples mixed (0: off; AST: 0.5)."})
@@ -454,6 +462,40 @@ def resolve_checkpoint(training_args: TrainingArguments) -> str | None:
     return requested
 
 
+class TrainSplitEvaluation(TrainerCallback):
+    """After each validation, the same evaluation on a fixed sample of the training split, logged as
+    `train_accuracy` / `train_loss`: the train-vs-validation learning curves of the study's figures.
+
+    Trainer only logs the running training loss, on randomly cropped (and maybe augmented) batches while
+    the weights change; this evaluates the model as it stands, exactly as validation does, through
+    Trainer's own `evaluate(metric_key_prefix="train")`, so the curves compare like with like."""
+
+    def __init__(self, dataset: datasets.Dataset):
+        self.dataset = dataset
+        self.trainer: Trainer | None = None  # set once the Trainer exists: it evaluates
+        self._evaluating = False
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        # trainer.evaluate fires on_evaluate again: the guard keeps that from recursing; and only
+        # validation (eval_*) runs, not e.g. the test split, are followed by a training-split one.
+        if self._evaluating or self.trainer is None or not metrics or "eval_loss" not in metrics:
+            return
+        self._evaluating = True
+        try:
+            self.trainer.evaluate(self.dataset, metric_key_prefix="train")
+        finally:
+            self._evaluating = False
+
+
+def describe_hardware(training_args: TrainingArguments) -> str:
+    """What the run trained on, for the model card: "2 x NVIDIA A100-SXM4-80GB" or "CPU, 2 cores"."""
+    processes = training_args.world_size
+    if training_args.device.type == "cuda":
+        return f"{processes} x {torch.cuda.get_device_name(training_args.device)}"
+    cores = os.cpu_count()
+    return f"CPU, {cores} cores" + (f", {processes} processes" if processes > 1 else "")
+
+
 def summary_line(metrics: Mapping[str, Any], output_dir: str | os.PathLike) -> str:
     """The last line a recipe prints: the test metrics and where the model is."""
     return (
@@ -540,6 +582,12 @@ def run_training(
     )
     if training_args.early_stopping_patience:
         trainer.add_callback(EarlyStoppingCallback(training_args.early_stopping_patience))
+    if not data_args.streaming and data_args.train_eval_samples != 0:
+        size = data_args.train_eval_samples or len(labelled["validation"])
+        train_sample = balanced_sample(labelled["train"], size, seed=training_args.seed)
+        train_split_evaluation = TrainSplitEvaluation(with_crop_transform(train_sample, center_crop))
+        train_split_evaluation.trainer = trainer
+        trainer.add_callback(train_split_evaluation)
     if trainer.is_world_process_zero():
         # The measured fbank statistics go into the resolved config: a rerun then skips measuring them.
         measured = replace(model_args, feature_mean=feature_extractor.mean, feature_std=feature_extractor.std)
@@ -549,6 +597,10 @@ def run_training(
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()
     metrics = dict(train_result.metrics)
+    # What the results table and the model card need to know about the run.
+    if not data_args.streaming:
+        metrics["train_samples"] = len(labelled["train"])
+    metrics["hardware"] = describe_hardware(training_args)
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
     trainer.save_state()
@@ -590,31 +642,13 @@ def flat_metrics(evaluation: Mapping[str, Any], prefix: str) -> dict[str, float]
     return flat
 
 
-def train_main(argv: Sequence[str] | None = None, model_family: str = "ast") -> int:
-    """The recipes' entry point: `python recipes/train_ast.py ...` is `train_main(argv, "ast")`, and
-    `recipes/train_cnn.py` is `train_main(argv, "cnn")` (see the module docstring for the commands)."""
-    # Arguments: the dataclasses from the --config file (YAML or JSON), overridden by command-line flags.
-    model_args, data_args, training_args = parse_arguments(argv, defaults={"model_family": model_family})
-    if model_args.model_family != model_family:
-        raise ValueError(
-            f"this config trains the {model_args.model_family.upper()}: run recipes/train_{model_args.model_family}.py"
-        )
-    setup_logging(training_args)
-
-    # Load splits, transforms, model, Trainer, train, evaluate, save.
-    metrics = run_training(model_args, data_args, training_args)
-
-    # Summary: one line with the test metrics.
-    if training_args.process_index == 0:
-        print(summary_line(metrics, training_args.output_dir))
-    return 0
-
-
 __all__ = [
     "DATASET_CONFIGS",
     "DataArguments",
     "FmaTrainingArguments",
     "GenreMetrics",
+    "TrainSplitEvaluation",
+    "describe_hardware",
     "ModelArguments",
     "balanced_sample",
     "build_classifier",
@@ -630,6 +664,5 @@ __all__ = [
     "run_training",
     "setup_logging",
     "summary_line",
-    "train_main",
     "write_run_config",
 ]

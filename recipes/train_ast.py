@@ -28,7 +28,7 @@ with `--resume_from_checkpoint last`. All arguments: `python recipes/train_ast.p
 
 import sys
 
-from hf_fma.training import train_main
+from hf_fma.recipe import train_main
 
 
 def main(argv: list[str] | None = None) -> int:

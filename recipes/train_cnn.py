@@ -23,7 +23,7 @@ Any argument of the config file can be overridden on the command line; resume wi
 
 import sys
 
-from hf_fma.training import train_main
+from hf_fma.recipe import train_main
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -169,6 +169,20 @@ def test_tiny_ast_learns_the_demo_genres_under_accelerate(ast_run):
     assert len(evaluation["track"]["confusion_matrix"]) == 8
 
 
+def test_the_run_records_training_curves_tracks_and_hardware(ast_run):
+    output_dir, _ = ast_run
+    metrics = results(output_dir)
+    assert metrics["train_samples"] == 96  # the demo's small training split
+    assert metrics["hardware"].startswith("CPU, ")
+    history = json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
+    validation_epochs = [entry["epoch"] for entry in history if "eval_accuracy" in entry]
+    train_entries = [entry for entry in history if "train_accuracy" in entry]
+    # One training-split evaluation after every validation, on 16 tracks (as many as validation has).
+    assert [entry["epoch"] for entry in train_entries] == validation_epochs
+    assert all(0 <= entry["train_accuracy"] <= 1 and entry["train_loss"] > 0 for entry in train_entries)
+    assert train_entries[-1]["train_accuracy"] > train_entries[0]["train_accuracy"]
+
+
 def test_the_run_config_repeats_the_run(ast_run):
     output_dir, _ = ast_run
     model_args, data_args, training_args = parse_arguments(["--config", str(output_dir / RUN_CONFIG_NAME)])

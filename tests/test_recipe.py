@@ -1,0 +1,46 @@
+"""The recipes' entry point: training, then hf-fma's own Hub push when --push_to_hub is given."""
+
+import pytest
+
+from hf_fma import recipe
+from hf_fma.hub import MissingTokenError
+
+from .conftest import REPO_ROOT
+
+AST_DEMO = str(REPO_ROOT / "recipes" / "configs" / "ast_demo.yaml")
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """run_training replaced by a recorder: these tests are about what happens around it."""
+    calls = []
+
+    def run_training(model_args, data_args, training_args):
+        calls.append(training_args)
+        return {"test_track_accuracy": 0.5, "test_track_macro_f1": 0.4, "test_tracks": 16, "test_crops": 3,
+                "test_clip_accuracy": 0.5, "validation_track_accuracy": 0.6}  # fmt: skip
+
+    monkeypatch.setattr(recipe, "run_training", run_training)
+    return calls
+
+
+def test_push_to_hub_without_a_token_fails_before_training(fake_training, monkeypatch, tmp_path):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr("hf_fma.hub.get_token", lambda: None)
+    with pytest.raises(MissingTokenError):
+        recipe.train_main(["--config", AST_DEMO, "--output_dir", str(tmp_path / "run"), "--push_to_hub"], "ast")
+    assert fake_training == []
+
+
+def test_push_to_hub_publishes_the_finished_run_with_hf_fma_not_trainer(fake_training, monkeypatch, tmp_path, capsys):
+    pushed = []
+    monkeypatch.setattr(recipe, "push_run", lambda run_dir, repo_id, token, private: pushed.append((run_dir, repo_id, token, private)))
+    output_dir = str(tmp_path / "run")
+    argv = ["--config", AST_DEMO, "--output_dir", output_dir, "--push_to_hub", "--hub_model_id", "me/ast-demo",
+            "--hub_token", "hf_test", "--hub_private_repo", "true"]  # fmt: skip
+    assert recipe.train_main(argv, "ast") == 0
+    # Trainer itself must not push (every checkpoint, with its generic card): the recipe does, once.
+    assert fake_training[0].push_to_hub is False
+    assert pushed == [(output_dir, "me/ast-demo", "hf_test", True)]
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("test: track accuracy 0.5000")
+
