@@ -2,7 +2,8 @@
 
 Each sub-command lives in the module that owns its work and exposes `main(argv) -> int` with its own
 argparse parser, so `hf-fma predict --help` imports only what prediction needs and every module stays
-runnable on its own (`python -m hf_fma.demo ...`).
+runnable on its own (`python -m hf_fma.demo ...`). Options are spelled with underscores, as in
+transformers' scripts and the recipes (`--data_dir`); the dashed spellings are accepted too.
 """
 
 from __future__ import annotations

@@ -654,16 +654,16 @@ def stats_main(argv: list[str] | None = None) -> int:
     an FmaASTFeatureExtractor when downscaling) and OUTPUT_DIR/fbank_stats.json.
     """
     parser = argparse.ArgumentParser(prog="hf-fma stats", description=stats_main.__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", required=True, help="folder of the FMA archives (or their extracted folders)")
+    parser.add_argument("--data_dir", "--data-dir", required=True, help="folder of the FMA archives (or their extracted folders)")
     parser.add_argument("--config", default="small", help="dataset configuration: small, medium, large, full, mini")
     parser.add_argument("--split", default="train")
-    parser.add_argument("--output-dir", required=True, type=Path)
-    parser.add_argument("--max-tracks", type=int, default=None, help="random subset of this many tracks")
-    parser.add_argument("--num-workers", type=int, default=2, help="DataLoader processes decoding tracks")
-    parser.add_argument("--num-mel-bins", type=int, default=128)
-    parser.add_argument("--max-length", type=int, default=1024, help="frames the extractor pads/truncates to")
-    parser.add_argument("--frequency-downscale", type=int, default=1)
-    parser.add_argument("--time-downscale", type=int, default=1)
+    parser.add_argument("--output_dir", "--output-dir", required=True, type=Path)
+    parser.add_argument("--max_tracks", "--max-tracks", type=int, default=None, help="random subset of this many tracks")
+    parser.add_argument("--num_workers", "--num-workers", type=int, default=2, help="DataLoader processes decoding tracks")
+    parser.add_argument("--num_mel_bins", "--num-mel-bins", type=int, default=128)
+    parser.add_argument("--max_length", "--max-length", type=int, default=1024, help="frames the extractor pads/truncates to")
+    parser.add_argument("--frequency_downscale", "--frequency-downscale", type=int, default=1)
+    parser.add_argument("--time_downscale", "--time-downscale", type=int, default=1)
     args = parser.parse_args(argv)
 
     import datasets

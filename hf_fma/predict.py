@@ -545,22 +545,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", metavar="MODEL", help="saved model folder (or Hub name) with its feature extractor")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
-    parser.add_argument("--top-k", type=_positive(int), default=3, metavar="K", help="genres per file (default: 3)")
+    parser.add_argument("--top_k", "--top-k", type=_positive(int), default=3, metavar="K", help="genres per file (default: 3)")
     parser.add_argument("--format", choices=OUTPUT_FORMATS, default="table", dest="output_format",
                         help="output format (default: table)")
     parser.add_argument("--output", "-o", type=Path, metavar="FILE", help="write to this file instead of stdout")
     parser.add_argument("--hop", type=_positive(float), metavar="SECONDS",
                         help="seconds between window starts (default: the window length, adjacent windows)")
-    parser.add_argument("--max-windows", type=_positive(int), metavar="N",
+    parser.add_argument("--max_windows", "--max-windows", type=_positive(int), metavar="N",
                         help="at most N evenly spaced windows per file (faster on long tracks)")
-    parser.add_argument("--batch-size", type=_positive(int), default=8, metavar="B",
+    parser.add_argument("--batch_size", "--batch-size", type=_positive(int), default=8, metavar="B",
                         help="windows per forward pass, across files (default: 8)")
     parser.add_argument("--device", default="auto", metavar="DEVICE",
                         help="auto (default: GPU when present), cpu, cuda, cuda:N or mps")
     parser.add_argument("--threads", type=_positive(int), metavar="N",
                         help="CPU threads for torch (default: one per core); 1 is several times faster when "
                         "other programs keep the cores busy")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--no_progress", "--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
 
 
