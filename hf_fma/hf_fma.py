@@ -2,7 +2,7 @@
 
     >>> from datasets import load_dataset
     >>> ds = load_dataset("hf_fma", "small", trust_remote_code=True)             # official archives
-    >>> ds = load_dataset("hf_fma", "small", data_dir="~/fma", trust_remote_code=True)  # local copies
+    >>> ds = load_dataset("hf_fma", "small", data_dir="/data/fma", trust_remote_code=True)  # local copies
     >>> ds = load_dataset("hf_fma", "mini", streaming=True, trust_remote_code=True)     # no extraction
 
 `"hf_fma"` is this folder (run from the repository root, or give its path; the installed package's is
