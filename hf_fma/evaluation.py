@@ -69,21 +69,6 @@ def labelled_tracks(dataset: datasets.Dataset | datasets.IterableDataset):
     return dataset.filter(_has_genre, input_columns="genre", batched=True)
 
 
-def _repeat_rows(batch: dict[str, list], n_crops: int) -> dict[str, list]:
-    size = len(next(iter(batch.values())))
-    rows = {key: [values[row] for row in range(size) for _ in range(n_crops)] for key, values in batch.items()}
-    rows["crop_index"] = list(range(n_crops)) * size
-    return rows
-
-
-def track_crops(dataset: datasets.Dataset | datasets.IterableDataset, n_crops: int):
-    """Each track repeated `n_crops` times with a `crop_index` 0..n_crops-1 (`features.expand_crops` for a
-    Dataset; the same as a lazy batched map for a stream, which has no `select`)."""
-    if isinstance(dataset, datasets.IterableDataset):
-        return dataset.map(_repeat_rows, batched=True, fn_kwargs={"n_crops": n_crops})
-    return expand_crops(dataset, n_crops)
-
-
 class _TrackBatchCollator:
     """FbankCollator's batch plus the track id of every row, so crops group into tracks whatever order
     the DataLoader workers deliver them in."""
@@ -124,7 +109,7 @@ def predict_crops(
     """Logits of `n_crops` evenly spaced crops of every track of this process's share of the dataset:
     {"track_id": (clips,), "label": (clips,) dataset genre indices, "logits": (clips, num_labels)}."""
     crop_seconds = extractor_crop_seconds(feature_extractor) if crop_seconds is None else crop_seconds
-    crops = track_crops(dataset, n_crops)
+    crops = expand_crops(dataset, n_crops)
     crops = with_crop_transform(
         crops, AudioCropTransform(crop_seconds, "even", n_crops=n_crops, sampling_rate=feature_extractor.sampling_rate)
     )
@@ -236,6 +221,5 @@ __all__ = [
     "labelled_tracks",
     "load_genre_metric",
     "predict_crops",
-    "track_crops",
     "with_crop_transform",
 ]

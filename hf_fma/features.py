@@ -337,8 +337,19 @@ def expand_crops(dataset, n_crops: int):
     """
     if n_crops < 1:
         raise ValueError(f"n_crops must be >= 1, got {n_crops}")
+    from datasets import IterableDataset  # imported here, like in stats_main: inference needs no datasets
+
+    if isinstance(dataset, IterableDataset):  # a stream has no `select`: repeat rows as they come
+        return dataset.map(_repeat_rows, batched=True, fn_kwargs={"n_crops": n_crops})
     indices = np.repeat(np.arange(len(dataset)), n_crops)
     return dataset.select(indices).add_column("crop_index", np.tile(np.arange(n_crops), len(dataset)))
+
+
+def _repeat_rows(batch: dict[str, list], n_crops: int) -> dict[str, list]:
+    size = len(next(iter(batch.values())))
+    rows = {key: [values[row] for row in range(size) for _ in range(n_crops)] for key, values in batch.items()}
+    rows["crop_index"] = list(range(n_crops)) * size
+    return rows
 
 
 class _CropTransform:
