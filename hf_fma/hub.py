@@ -21,7 +21,6 @@ Recipes call `push_run(output_dir, repo_id, token=...)` after training for `--pu
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from hf_fma.plots import (
     load_trainer_state,
     plot_confusion_matrix,
     plot_learning_curves,
+    read_json,
 )
 from hf_fma.reporting import ALL_RESULTS_NAME, RUN_CONFIG_NAME, Run
 
@@ -82,7 +82,7 @@ def _weight_files(run_dir: Path) -> list[Path]:
         return [single]
     index = run_dir / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        shards = sorted(set(read_json(index)["weight_map"].values()))
         missing = [shard for shard in shards if not (run_dir / shard).is_file()]
         if missing:
             raise FileNotFoundError(f"{index} names shards missing from {run_dir}: {', '.join(missing)}")
@@ -99,7 +99,7 @@ def _remote_code_files(run_dir: Path, config_files: list[Path]) -> list[Path]:
     copies them beside the weights; for the CNN the configuration and the modeling file)."""
     modules = set()
     for config_file in config_files:
-        auto_map = json.loads(config_file.read_text(encoding="utf-8")).get("auto_map", {})
+        auto_map = read_json(config_file).get("auto_map", {})
         for reference in auto_map.values():
             for item in reference if isinstance(reference, list) else [reference]:
                 if item:
