@@ -23,8 +23,14 @@ from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard, ModelCardData
 
-from hf_fma.plots import LEARNING_CURVES_NAME, TRAINER_STATE_NAME, confusion_matrix_name, read_json
-from hf_fma.reporting import Run, evaluation_json_name, evaluation_markdown
+from hf_fma.reporting import Run, evaluation_markdown
+from hf_fma.run_folder import (
+    LEARNING_CURVES_NAME,
+    TRAINER_STATE_NAME,
+    confusion_matrix_name,
+    evaluation_json_name,
+    read_json,
+)
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "model_cards"
 MODEL_CARD_TEMPLATES = {"AST": "ast_model_card.md", "CNN": "cnn_model_card.md"}
@@ -136,12 +142,14 @@ def _percent(value: float) -> str:
 
 
 def require_test_evaluation(run: Run) -> dict[str, Any]:
-    """The run's test-split evaluation, which every card reports; missing, the error says how to make it."""
+    """The run's test-split evaluation on the dataset config it trained on, which every card reports (never
+    one of another config, see `Run.evaluation`); missing, the error says how to make it."""
     evaluation = run.evaluation("test")
     if evaluation is None:
         raise FileNotFoundError(
-            f"{run.path / evaluation_json_name('test')} does not exist: the card reports test metrics; write it "
-            f"with `hf-fma evaluate {run.path} --config {run.dataset} --split test`"
+            f"{run.path} has no test evaluation on FMA {run.dataset} (neither {evaluation_json_name('test')} nor "
+            f"{evaluation_json_name('test', run.dataset)}): the card reports the test metrics of the config the "
+            f"run trained on; write them with `hf-fma evaluate {run.path} --config {run.dataset} --split test`"
         )
     return evaluation
 

@@ -31,16 +31,16 @@ import yaml
 from huggingface_hub import CommitInfo, HfApi, get_token
 
 from hf_fma.cards import DATASET_REPO_ID, DEFAULT_LICENSE, dataset_card, model_card, require_test_evaluation
-from hf_fma.plots import (
+from hf_fma.plots import load_trainer_state, plot_confusion_matrix, plot_learning_curves
+from hf_fma.reporting import Run
+from hf_fma.run_folder import (
+    ALL_RESULTS_NAME,
     LEARNING_CURVES_NAME,
+    RUN_CONFIG_NAME,
     TRAINER_STATE_NAME,
     confusion_matrix_name,
-    load_trainer_state,
-    plot_confusion_matrix,
-    plot_learning_curves,
     read_json,
 )
-from hf_fma.reporting import ALL_RESULTS_NAME, RUN_CONFIG_NAME, Run
 
 REQUIRED_MODEL_FILES = ("config.json", "preprocessor_config.json")
 # Copied when present: the numbers behind the card and what repeats the run.

@@ -14,7 +14,6 @@ global state, so plotting works on headless machines and inside training process
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections import defaultdict
@@ -22,9 +21,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TRAINER_STATE_NAME = "trainer_state.json"
-LEARNING_CURVES_NAME = "learning_curves.png"
-ACCURACY_VS_TRACKS_NAME = "accuracy_vs_tracks.png"
+from hf_fma.run_folder import (
+    ACCURACY_VS_TRACKS_NAME,
+    LEARNING_CURVES_NAME,
+    TRAINER_STATE_NAME,
+    confusion_matrix_name,
+    read_json,
+)
 
 
 def _figure(width: float, height: float):
@@ -36,11 +39,6 @@ def _figure(width: float, height: float):
             'Plots need matplotlib, an optional extra of hf-fma: pip install "hf-fma[plots]"'
         ) from error
     return Figure(figsize=(width, height), layout="constrained")
-
-
-def confusion_matrix_name(split: str | None = None) -> str:
-    """confusion_matrix_test.png for the test split's matrix, confusion_matrix.png for a matrix of no split."""
-    return f"confusion_matrix_{split}.png" if split else "confusion_matrix.png"
 
 
 def _save(figure, output: str | Path) -> Path:
@@ -238,17 +236,6 @@ def plot_accuracy_vs_tracks(rows: Iterable[Mapping], output: str | Path, metric:
 # ----------------------------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------------------------
-
-
-def read_json(path: str | Path) -> dict:
-    """A JSON file's content; a missing or malformed file fails naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from error
 
 
 def _confusion_matrix_path(evaluation_json: Path) -> Path:

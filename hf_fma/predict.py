@@ -124,11 +124,16 @@ def load_classifier(
     model_or_path: str | os.PathLike | PreTrainedModel,
     feature_extractor: ASTFeatureExtractor | None = None,
     device: str | torch.device | None = "auto",
+    trust_remote_code: bool = False,
 ) -> tuple[PreTrainedModel, ASTFeatureExtractor]:
     """The model in eval mode on `device`, and its feature extractor.
 
     model_or_path: a saved model folder (or Hub name) holding the feature extractor too, or a loaded
     audio-classification model, in which case `feature_extractor` is required.
+    trust_remote_code: run the Python files the folder's `auto_map` names. Off, a model whose classes only
+    that code defines is refused, whether it is a Hub repository or a local folder (a folder may be a copy
+    of one); transformers' own models and the classes `import hf_fma` registers (the CNN, the pooling
+    feature extractor) load from the installed packages, never from the folder's copies of their code.
     """
     device = resolve_device(device)
     if isinstance(model_or_path, PreTrainedModel):
@@ -137,10 +142,16 @@ def load_classifier(
         model = model_or_path
     else:
         try:
-            model = AutoModelForAudioClassification.from_pretrained(model_or_path)
+            # trust_remote_code is always given: left None, transformers would prompt on a terminal.
+            model = AutoModelForAudioClassification.from_pretrained(model_or_path, trust_remote_code=trust_remote_code)
             if feature_extractor is None:
-                feature_extractor = AutoFeatureExtractor.from_pretrained(model_or_path)
+                feature_extractor = AutoFeatureExtractor.from_pretrained(model_or_path, trust_remote_code=trust_remote_code)
         except (OSError, ValueError) as error:
+            if not trust_remote_code and "trust_remote_code" in str(error):
+                raise ValueError(
+                    f"{model_or_path!s} needs Python code of its own (auto_map in its config) to load; hf-fma runs it "
+                    "only when asked: read the code, then pass --trust_remote_code"
+                ) from error
             raise ValueError(f"cannot load an audio-classification model from {model_or_path!s}: {error}") from error
     if not isinstance(feature_extractor, ASTFeatureExtractor):
         raise ValueError(
@@ -561,6 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CPU threads for torch (default: one per core); 1 is several times faster when "
                         "other programs keep the cores busy")
     parser.add_argument("--no_progress", "--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--trust_remote_code", "--trust-remote-code", action="store_true",
+                        help="run the Python code a Hub repository or folder names in its auto_map (off: such a "
+                        "model is refused; hf-fma's own CNN and feature extractor need no code from the folder)")
     return parser
 
 
@@ -577,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        model, feature_extractor = load_classifier(args.model, device=args.device)
+        model, feature_extractor = load_classifier(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
         # Opened before any decoding so a bad --output path fails at once, not after an hour of audio.
         stream = sys.stdout if args.output is None else open(
             args.output, "w", newline="" if args.output_format == "csv" else None, encoding="utf-8"

@@ -6,7 +6,11 @@
 
 `evaluate` scores a saved model (a run folder or a Hub name) on one split of the hf_fma dataset, at clip
 level (every crop on its own) and track level (the logits of `--n_crops` evenly spaced crops averaged per
-track), and writes `evaluation_{split}.json`, `evaluation_{split}.md` and `confusion_matrix_{split}.png`.
+track), and writes `evaluation_{config}_{split}.json`, `.md` and `confusion_matrix_{config}_{split}.png`,
+named by dataset config and split so that they never replace the run's own training-time
+`evaluation_{split}.json` (cards and `hf-fma push` report the file of the run's own config, see
+`Run.evaluation`). Code a Hub repository (or folder) carries in `auto_map` runs only with
+`--trust_remote_code` (see `hf_fma.predict.load_classifier`).
 
 `table` reads run folders written by the training recipes and puts AST and CNN runs side by side in the
 study's layout (model, features, dataset, training tracks, accuracy), with the mean and standard deviation
@@ -27,23 +31,23 @@ from typing import Any
 
 import yaml
 
-# plots reads these files too; importing it does not import matplotlib.
-from hf_fma.plots import confusion_matrix_name, metric_title, read_json
+# importing plots does not import matplotlib.
+from hf_fma.plots import metric_title
+from hf_fma.run_folder import (
+    ALL_RESULTS_NAME,
+    RUN_CONFIG_NAME,
+    confusion_matrix_name,
+    evaluation_json_name,
+    evaluation_markdown_name,
+    read_json,
+    write_json_atomic,
+    write_text_atomic,
+)
 
-ALL_RESULTS_NAME = "all_results.json"
-RUN_CONFIG_NAME = "run_config.yaml"  # = hf_fma.training.RUN_CONFIG_NAME, whose import would load Trainer
 DEFAULT_TABLE_METRIC = "test_track_accuracy"
 TABLE_JSON_NAME = "results.json"
 TABLE_MARKDOWN_NAME = "results.md"
 MODEL_FAMILIES = {"audio-spectrogram-transformer": "AST", "fma_cnn": "CNN"}
-
-
-def evaluation_json_name(split: str) -> str:
-    return f"evaluation_{split}.json"
-
-
-def evaluation_markdown_name(split: str) -> str:
-    return f"evaluation_{split}.md"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -145,10 +149,19 @@ class Run:
             raise KeyError(f"{self.path / ALL_RESULTS_NAME} has no metric {name!r}; it has: {', '.join(numeric)}")
         return float(self.results[name])
 
-    def evaluation(self, split: str) -> dict[str, Any] | None:
-        """The clip- and track-level evaluation of a split (`evaluation_{split}.json`), if the run has one."""
-        path = self.path / evaluation_json_name(split)
-        return read_json(path) if path.is_file() else None
+    def evaluation(self, split: str, dataset_config: str | None = None) -> dict[str, Any] | None:
+        """The clip- and track-level evaluation of a split of `dataset_config` (default: the run's dataset):
+        the run's own `evaluation_{split}.json` when it was made on that config, else the one
+        `hf-fma evaluate --config` wrote (`evaluation_{config}_{split}.json`); None when neither exists.
+        Each file's recorded `dataset_config` decides (files without one are the run's own), so numbers of
+        another config are never reported as this one's."""
+        config = dataset_config or self.dataset
+        for path in (self.path / evaluation_json_name(split), self.path / evaluation_json_name(split, config)):
+            if path.is_file():
+                evaluation = read_json(path)
+                if evaluation.get("dataset_config", self.dataset) == config:
+                    return evaluation
+        return None
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Run]:
@@ -326,15 +339,21 @@ def evaluation_markdown(evaluation: Mapping[str, Any], title: str | None = None,
 
 
 def write_evaluation(
-    evaluation: Mapping[str, Any], output_dir: str | Path, split: str, title: str | None = None, plot: bool = True
+    evaluation: Mapping[str, Any],
+    output_dir: str | Path,
+    split: str,
+    title: str | None = None,
+    plot: bool = True,
+    dataset_config: str | None = None,
 ) -> list[Path]:
-    """Write `evaluation_{split}.json`, `.md` and, with matplotlib and `plot`, the track-level
-    `confusion_matrix_{split}.png` into output_dir."""
+    """Write `evaluation_{config}_{split}.json`, `.md` and, with matplotlib and `plot`, the track-level
+    `confusion_matrix_{config}_{split}.png` into output_dir (without a dataset_config: the names of a run's
+    own evaluation, `evaluation_{split}.json`)."""
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    written = [output_dir / evaluation_json_name(split), output_dir / evaluation_markdown_name(split)]
-    written[0].write_text(json.dumps(evaluation, indent=2), encoding="utf-8")
-    written[1].write_text(evaluation_markdown(evaluation, title), encoding="utf-8")
+    written = [
+        write_json_atomic(output_dir / evaluation_json_name(split, dataset_config), evaluation),
+        write_text_atomic(output_dir / evaluation_markdown_name(split, dataset_config), evaluation_markdown(evaluation, title)),
+    ]
     if plot:
         from hf_fma.plots import plot_confusion_matrix
 
@@ -342,7 +361,7 @@ def write_evaluation(
             plot_confusion_matrix(
                 evaluation["track"]["confusion_matrix"],
                 evaluation["labels"],
-                output_dir / confusion_matrix_name(split),
+                output_dir / confusion_matrix_name(split, dataset_config),
                 title=title,
             )
         )
@@ -370,7 +389,15 @@ def _build_evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers (default: 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     parser.add_argument(
-        "--output_dir", help="where the reports go (default: the model folder; for a Hub name ./evaluation/NAME)"
+        "--output_dir",
+        help="where the reports go (default: the model folder; for a Hub name ./evaluation/NAME); the files are "
+        "named evaluation_CONFIG_SPLIT.*, beside and never over a run's own evaluation_SPLIT.json",
+    )
+    parser.add_argument(
+        "--trust_remote_code",
+        action="store_true",
+        help="run the Python code a Hub repository or folder names in its auto_map (off: such a model is refused; "
+        "hf-fma's own CNN and feature extractor need no code from the folder)",
     )
     parser.add_argument("--no_plot", action="store_true", help="skip the confusion-matrix PNG (no matplotlib needed)")
     return parser
@@ -378,7 +405,8 @@ def _build_evaluate_parser() -> argparse.ArgumentParser:
 
 def evaluate_main(argv: list[str] | None = None) -> int:
     """`hf-fma evaluate MODEL --config small --split test [--data_dir DIR] [--n_crops 6]`: write
-    evaluation_{split}.json/.md and confusion_matrix_{split}.png and print the Markdown report."""
+    evaluation_{config}_{split}.json/.md and confusion_matrix_{config}_{split}.png and print the Markdown
+    report."""
     args = _build_evaluate_parser().parse_args(argv)
     try:
         return _evaluate(args)
@@ -399,7 +427,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from hf_fma.predict import load_classifier
     from hf_fma.training import DataArguments, balanced_sample, load_splits
 
-    model, feature_extractor = load_classifier(args.model, device=args.device)
+    model, feature_extractor = load_classifier(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
     split = load_splits(DataArguments(data_dir=args.data_dir, dataset_config_name=args.config))[args.split]
     if args.max_tracks is not None:
         split = balanced_sample(split, args.max_tracks, seed=args.seed)
@@ -415,7 +443,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     evaluation = {"model": str(args.model), "dataset_config": args.config, "split": args.split, **evaluation}
     output_dir = args.output_dir or (args.model if Path(args.model).is_dir() else Path("evaluation") / Path(args.model).name)
     title = f"{Path(args.model).name} on FMA {args.config}, {args.split} split"
-    written = write_evaluation(evaluation, output_dir, args.split, title=title, plot=not args.no_plot)
+    written = write_evaluation(
+        evaluation, output_dir, args.split, title=title, plot=not args.no_plot, dataset_config=args.config
+    )
     print(evaluation_markdown(evaluation, title), end="")
     for path in written:
         print(path)

@@ -17,7 +17,13 @@ A run's output folder holds the best model (by validation accuracy) and its feat
 (`save_pretrained`, loadable by `pipeline("audio-classification", model=folder)`), checkpoints,
 `trainer_state.json`, `all_results.json`, `evaluation_{validation,test}.json` (clip- and track-level
 metrics, see `hf_fma.evaluation`) and `run_config.yaml`, the resolved arguments, which `--config` reads
-back to repeat the run.
+back to repeat the run (see `hf_fma.run_folder` for the layout and how the files are written).
+
+A folder that already holds a run is never trained into silently: the run stops before reading any data
+unless `--overwrite_output_dir` (replace it) or `--resume_from_checkpoint last` (continue it) is given. The
+final files are moved in only once the run is finished and evaluated, `all_results.json` last, so a crash
+leaves the previous run or the new one, never a mix. No Hub token is ever written: `hub_token` is cleared
+from the arguments before Trainer pickles them into `training_args.bin`.
 """
 
 from __future__ import annotations
@@ -68,13 +74,22 @@ from hf_fma.features import (
 from hf_fma.hf_fma import Fma
 from hf_fma.models import AST_PRESETS, CNN_PRESETS, build_cnn, build_model
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
+from hf_fma.run_folder import (
+    RUN_CONFIG_NAME,
+    TRAINER_STATE_NAME,
+    check_output_dir,
+    evaluation_json_name,
+    publish_staged,
+    staging_dir,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
 DATASET_SCRIPT = str(Path(__file__).resolve().parent)  # this package's folder holds the loading script
 DATASET_CONFIGS = tuple(config.name for config in Fma.BUILDER_CONFIGS)
 MODEL_FAMILIES = ("ast", "cnn")
-RUN_CONFIG_NAME = "run_config.yaml"
 
 
 @dataclass
@@ -170,6 +185,15 @@ class FmaTrainingArguments(TrainingArguments):
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "Stop after this many evaluations without a better validation accuracy."}
     )
+    # transformers 5 removed TrainingArguments.overwrite_output_dir; the flag keeps its documented meaning here.
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Train into an output_dir that already holds a run, replacing it (its files are replaced "
+            "only once the new run is finished). Without it such a folder stops the run before any work; "
+            "--resume_from_checkpoint last continues it instead."
+        },
+    )
     torch_num_threads: int | None = field(
         default=None,
         metadata={
@@ -248,31 +272,33 @@ def resolved_config(
     model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments
 ) -> dict[str, Any]:
     """Every argument of a run, flat, in the form `--config` reads. Left out: tokens, and
-    resume_from_checkpoint, which says how this invocation started, not what the run is."""
+    resume_from_checkpoint and overwrite_output_dir, which say how this invocation started, not what the run
+    is (a rerun from this file must not replace the run it describes)."""
     config = {**asdict(model_args), **asdict(data_args)}
     training = training_args.to_dict()
+    invocation = ("resume_from_checkpoint", "overwrite_output_dir")
     for item in fields(training_args):
-        left_out = item.name.endswith("token") or item.name == "resume_from_checkpoint"
+        left_out = item.name.endswith("token") or item.name in invocation
         if item.init and item.name in training and not left_out:
             config[item.name] = training[item.name]
     return config
 
 
 def write_run_config(
-    output_dir: str | os.PathLike,
+    folder: str | os.PathLike,
     model_args: ModelArguments,
     data_args: DataArguments,
     training_args: TrainingArguments,
 ) -> Path:
-    """Write `run_config.yaml`: the resolved arguments, to read back with `--config` and repeat the run."""
-    path = Path(output_dir) / RUN_CONFIG_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `run_config.yaml` into folder (the run's output_dir, or where its final files are staged): the
+    resolved arguments, to read back with `--config` and repeat the run."""
     config = resolved_config(model_args, data_args, training_args)
-    path.write_text(
+    final_path = Path(training_args.output_dir) / RUN_CONFIG_NAME
+    return write_text_atomic(
+        Path(folder) / RUN_CONFIG_NAME,
         "# Resolved arguments of this run; repeat it with: python recipes/train_"
-        f"{model_args.model_family}.py --config {path}\n" + yaml.safe_dump(config, sort_keys=False)
+        f"{model_args.model_family}.py --config {final_path}\n" + yaml.safe_dump(config, sort_keys=False),
     )
-    return path
 
 
 def check_arguments(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> None:
@@ -522,6 +548,11 @@ def run_training(
     all_results.json (train_*, eval_* of the best model, validation_* and test_* track/clip metrics)."""
     check_arguments(model_args, data_args, training_args)
     checkpoint = resolve_checkpoint(training_args)  # a missing checkpoint fails here, before the data is read
+    # A run already in output_dir is replaced only when asked (--overwrite_output_dir), else continued.
+    check_output_dir(training_args.output_dir, training_args.overwrite_output_dir, resuming=checkpoint is not None)
+    # Trainer pickles the whole arguments into every training_args.bin: the token must not be among them.
+    # Pushing is the caller's (hf_fma.recipe reads the token first and keeps it in memory).
+    training_args.hub_token = None
     if training_args.torch_num_threads:
         torch.set_num_threads(training_args.torch_num_threads)
     set_seed(training_args.seed)  # before the model is built: its initialisation is part of the run
@@ -588,28 +619,26 @@ def run_training(
         train_split_evaluation = TrainSplitEvaluation(with_crop_transform(train_sample, center_crop))
         train_split_evaluation.trainer = trainer
         trainer.add_callback(train_split_evaluation)
-    if trainer.is_world_process_zero():
-        # The measured fbank statistics go into the resolved config: a rerun then skips measuring them.
-        measured = replace(model_args, feature_mean=feature_extractor.mean, feature_std=feature_extractor.std)
-        write_run_config(training_args.output_dir, measured, data_args, training_args)
 
-    # Train, then save the best model and its feature extractor.
+    # Train, then save the best model and its feature extractor, with the run's final files, in a staging
+    # folder: they replace a previous run's only once this one is evaluated (see hf_fma.run_folder).
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
-    trainer.save_model()
+    is_main = trainer.is_world_process_zero()
+    staging = staging_dir(training_args.output_dir, empty=is_main)  # the same folder for every process
+    trainer.save_model(str(staging))
     metrics = dict(train_result.metrics)
     # What the results table and the model card need to know about the run.
     if not data_args.streaming:
         metrics["train_samples"] = len(labelled["train"])
     metrics["hardware"] = describe_hardware(training_args)
     trainer.log_metrics("train", metrics)
-    trainer.save_metrics("train", metrics)
-    trainer.save_state()
+    if is_main:
+        trainer.state.save_to_json(str(staging / TRAINER_STATE_NAME))
 
     # Evaluate the best model: clip accuracy on validation centre crops (as during training), then clip-
     # and track-level metrics from eval_crops crops per track on validation and test.
     eval_metrics = trainer.evaluate()
     trainer.log_metrics("eval", eval_metrics)
-    trainer.save_metrics("eval", eval_metrics)
     metrics.update(eval_metrics)
     for name in ("validation", "test"):
         evaluation = evaluate_model(
@@ -623,11 +652,17 @@ def run_training(
         )
         split_metrics = flat_metrics(evaluation, prefix=name)
         metrics.update(split_metrics)
-        if trainer.is_world_process_zero():
+        if is_main:
             trainer.log_metrics(name, split_metrics)
-            trainer.save_metrics(name, split_metrics)
-            with open(Path(training_args.output_dir) / f"evaluation_{name}.json", "w", encoding="utf-8") as f:
-                json.dump(evaluation, f, indent=2)
+            evaluation = {"dataset_config": data_args.dataset_config_name, "split": name, **evaluation}
+            write_json_atomic(staging / evaluation_json_name(name), evaluation)
+
+    # The run's final files replace the folder's previous ones, all_results.json (the finished mark) last.
+    if is_main:
+        # The measured fbank statistics go into the resolved config: a rerun then skips measuring them.
+        measured = replace(model_args, feature_mean=feature_extractor.mean, feature_std=feature_extractor.std)
+        write_run_config(staging, measured, data_args, training_args)
+        publish_staged(staging, training_args.output_dir, metrics)
     return metrics
 
 

@@ -21,8 +21,10 @@ On the offline demo, in a few minutes on CPU (`hf-fma make-demo demo_data` first
 are the study's; every other flag is a training argument and overrides the config file (`--num_train_epochs
 5`). Each run is the training recipe with `--max_train_samples SIZE --seed SEED`; the seed also draws the
 training subset, so the spread over seeds covers both the initialisation and which tracks were picked.
-Runs land in STUDY_DIR/SIZE-seedSEED/; a finished run (all_results.json present) is not trained again, so an
-interrupted study resumes where it stopped. The table goes to STUDY_DIR/results.md and results.json, the
+Runs land in STUDY_DIR/SIZE-seedSEED/. A run is finished when its final test metrics are in its
+all_results.json; it is not trained again. Any other run folder is resumed from its last checkpoint, or
+retrained when it has none (killed before its first checkpoint), and the study prints which: an interrupted
+study continues where it stopped. The table goes to STUDY_DIR/results.md and results.json, the
 plot to STUDY_DIR/accuracy_vs_tracks.png. `accelerate launch ... recipes/sample_size_study.py ...` trains
 every run on all processes; only the main process writes the table and the plot.
 """
@@ -34,13 +36,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 from hf_fma.reporting import (
-    ALL_RESULTS_NAME,
     DEFAULT_TABLE_METRIC,
     find_runs,
     format_results_table,
     results_table,
     write_results_table,
 )
+from hf_fma.run_folder import checkpoints, is_finished, run_files
 from hf_fma.training import parse_arguments, run_training, setup_logging
 
 STUDY_SIZES = (1000, 2000, 4000, 6400)
@@ -67,16 +69,24 @@ def main(argv: list[str] | None = None) -> int:
     if min(study_args.sizes) < 1:
         raise ValueError(f"--sizes must be positive numbers of tracks, got {study_args.sizes}")
 
-    # Runs: one training run per (size, seed), skipping finished ones.
+    # Runs: one training run per (size, seed); finished ones are skipped, unfinished ones resumed or retrained.
     for size in sorted(set(study_args.sizes)):
         for seed in study_args.seeds:
             output_dir = study_args.study_dir / run_dir_name(size, seed)
-            if (output_dir / ALL_RESULTS_NAME).is_file():
+            continuation = []
+            if is_finished(output_dir):
                 print(f"sample-size study: {output_dir} is finished, not training it again")
                 continue
-            model_args, data_args, training_args = parse_arguments(
-                [*training_argv, "--max_train_samples", str(size), "--seed", str(seed), "--output_dir", str(output_dir)]
-            )
+            if checkpoints(output_dir):
+                print(f"sample-size study: {output_dir} has no final test metrics: resuming it from its last checkpoint")
+                continuation = ["--resume_from_checkpoint", "last"]
+            elif run_files(output_dir):
+                print(f"sample-size study: {output_dir} has no final test metrics and no checkpoint: retraining it")
+                continuation = ["--overwrite_output_dir", "true"]
+            model_args, data_args, training_args = parse_arguments([
+                *training_argv, "--max_train_samples", str(size), "--seed", str(seed), "--output_dir", str(output_dir),
+                *continuation,
+            ])  # fmt: skip
             setup_logging(training_args)
             run_training(model_args, data_args, training_args)
 
