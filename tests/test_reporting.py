@@ -3,6 +3,7 @@ to end on the demo FMA."""
 
 import json
 import runpy
+import shutil
 import statistics
 from pathlib import Path
 
@@ -147,6 +148,32 @@ def test_sample_size_study_resumes_without_retraining(sample_size_study, demo_di
     assert {path: path.stat().st_mtime_ns for path in weights} == weights
 
 
+def test_sample_size_study_resumes_or_retrains_a_run_without_final_test_metrics(sample_size_study, demo_dir, tmp_path, capsys):
+    study_dir = tmp_path / "study"
+    shutil.copytree(sample_size_study, study_dir)
+    # 8-seed0 killed during its final evaluation: training done, checkpoints kept, no test metrics yet.
+    killed = study_dir / "8-seed0"
+    results = json.loads((killed / "all_results.json").read_text())
+    (killed / "all_results.json").write_text(json.dumps({k: v for k, v in results.items() if not k.startswith("test_")}))
+    (killed / "evaluation_test.json").unlink()
+    # 8-seed1 killed before its first checkpoint: a model may be there, but no checkpoint and no results.
+    early = study_dir / "8-seed1"
+    for checkpoint in early.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint)
+    (early / "all_results.json").unlink()
+    capsys.readouterr()
+
+    assert run_study(study_dir, demo_dir) == 0
+    out = capsys.readouterr().out
+    assert f"{killed} has no final test metrics: resuming it from its last checkpoint" in out
+    assert f"{early} has no final test metrics and no checkpoint: retraining it" in out
+    assert out.count("not training it again") == 2  # the two sizes-16 runs
+    for run_dir in (killed, early):
+        assert "test_track_accuracy" in json.loads((run_dir / "all_results.json").read_text())
+    table = json.loads((study_dir / "results.json").read_text())
+    assert [len(row["values"]) for row in table["rows"]] == [2, 2]
+
+
 def test_evaluate_command_reproduces_the_runs_test_metrics(sample_size_study, demo_dir, tmp_path, capsys):
     run_dir = sample_size_study / "16-seed0"
     recorded = json.loads((run_dir / "evaluation_test.json").read_text())
@@ -155,17 +182,17 @@ def test_evaluate_command_reproduces_the_runs_test_metrics(sample_size_study, de
         "--max_tracks", "8", "--seed", "0", "--device", "cpu", "--output_dir", str(tmp_path),
     ])
     assert exit_code == 0
-    evaluation = json.loads((tmp_path / "evaluation_test.json").read_text())
+    evaluation = json.loads((tmp_path / "evaluation_small_test.json").read_text())
     assert (evaluation["model"], evaluation["dataset_config"], evaluation["split"]) == (str(run_dir), "small", "test")
     for level in ("clip", "track"):
         assert evaluation[level]["accuracy"] == pytest.approx(recorded[level]["accuracy"])
         assert evaluation[level]["confusion_matrix"] == recorded[level]["confusion_matrix"]
     assert sum(map(sum, evaluation["track"]["confusion_matrix"])) == evaluation["num_tracks"] == 8
 
-    markdown = (tmp_path / "evaluation_test.md").read_text()
+    markdown = (tmp_path / "evaluation_small_test.md").read_text()
     assert f"| track | {100 * evaluation['track']['accuracy']:.1f}% | {evaluation['track']['macro_f1']:.3f} |" in markdown
     assert "| Electronic |" in markdown and "Confusion matrix (track level" in markdown
-    assert (tmp_path / "confusion_matrix_test.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "confusion_matrix_small_test.png").read_bytes()[:4] == b"\x89PNG"
     assert markdown in capsys.readouterr().out
 
 

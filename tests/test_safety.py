@@ -1,0 +1,275 @@
+"""Runs are never lost, tokens never written, code from a model repository never run unasked.
+
+All on one real finished run of the CNN recipe on the demo FMA (tiny: 24 tracks, 2 epochs, 1 s crops pooled
+2 x 2, so its folder carries the CNN's and the pooling feature extractor's code under `auto_map`).
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from huggingface_hub import ModelCard
+
+from hf_fma import predict, recipe, reporting, training
+from hf_fma.cards import model_card
+from hf_fma.hub import prepare_model_repo
+
+from .conftest import REPO_ROOT
+
+CNN_DEMO = REPO_ROOT / "recipes" / "configs" / "cnn_demo.yaml"
+FAKE_TOKEN = "hf_FAKEtokenNEVERwrittenQx7Zr2Lp9Vd"
+TINY = [
+    "--crop_seconds", "1", "--eval_crops", "2", "--max_train_samples", "24", "--max_eval_samples", "16",
+    "--num_train_epochs", "2", "--per_device_train_batch_size", "8", "--learning_rate", "3e-3",
+    "--dataloader_num_workers", "0", "--dataloader_persistent_workers", "false", "--disable_tqdm", "true",
+]  # fmt: skip
+
+
+def cnn_argv(demo_dir, output_dir, *extra):
+    return ["--config", str(CNN_DEMO), "--data_dir", str(demo_dir), "--output_dir", str(output_dir), *TINY, *extra]
+
+
+def train_cnn_recipe(argv, env=None) -> str:
+    """`python recipes/train_cnn.py ARGV` in a fresh process; its stdout and stderr."""
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "recipes" / "train_cnn.py"), *argv],
+        capture_output=True, text=True, cwd=REPO_ROOT, env=env,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise AssertionError(f"train_cnn.py failed:\n{result.stderr[-4000:]}")
+    return result.stdout + result.stderr
+
+
+def files_holding(folder, secret: str) -> list[str]:
+    """Every file under folder (binary included: pickles, safetensors) whose bytes contain secret."""
+    needle = secret.encode()
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file() and needle in path.read_bytes())
+
+
+def file_hashes(folder) -> dict[str, str]:
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def cnn_run(demo_dir, tmp_path_factory):
+    """A finished CNN run trained with `--hub_token FAKE_TOKEN`, and everything the recipe printed."""
+    output_dir = tmp_path_factory.mktemp("cnn-run")
+    log = train_cnn_recipe(cnn_argv(demo_dir, output_dir, "--hub_token", FAKE_TOKEN))
+    return output_dir, log
+
+
+def copy_run(run_dir, destination):
+    shutil.copytree(run_dir, destination)
+    return destination
+
+
+# ----------------------------------------------------------------------------------------------------
+# No token on disk or in a log (issue 14)
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_a_token_given_with_hub_token_is_in_no_file_of_the_run_and_no_log(cnn_run):
+    output_dir, log = cnn_run
+    assert sorted(path.name for path in output_dir.glob("checkpoint-*"))  # checkpoints were searched too
+    assert (output_dir / "training_args.bin").is_file()
+    assert files_holding(output_dir, FAKE_TOKEN) == []
+    assert FAKE_TOKEN not in log
+
+
+def test_a_token_in_hf_token_is_in_no_file_of_the_run_and_no_log(demo_dir, tmp_path):
+    output_dir = tmp_path / "run"
+    log = train_cnn_recipe(cnn_argv(demo_dir, output_dir), env={**os.environ, "HF_TOKEN": FAKE_TOKEN})
+    assert (output_dir / "all_results.json").is_file()
+    assert files_holding(output_dir, FAKE_TOKEN) == []
+    assert FAKE_TOKEN not in log
+
+
+def test_push_to_hub_still_gets_the_token_and_a_token_free_checkpoint_still_resumes(cnn_run, demo_dir, tmp_path, monkeypatch, capfd):
+    run_dir = copy_run(cnn_run[0], tmp_path / "run")
+    pushed = []
+
+    def push_run(output_dir, repo_id, token, private):  # in place of the upload: no network
+        pushed.append((repo_id, token, files_holding(run_dir, FAKE_TOKEN)))
+
+    monkeypatch.setattr(recipe, "push_run", push_run)
+    argv = cnn_argv(demo_dir, run_dir, "--resume_from_checkpoint", "last", "--push_to_hub", "--hub_token", FAKE_TOKEN,
+                    "--hub_model_id", "me/cnn-demo")  # fmt: skip
+    assert recipe.train_main(argv, "cnn") == 0
+    # the push got the token, and at that moment no file of the run held it
+    assert pushed == [("me/cnn-demo", FAKE_TOKEN, [])]
+    state = json.loads((run_dir / "trainer_state.json").read_text())
+    assert state["global_step"] == 6  # resumed at the end of its 2 epochs x 3 steps: nothing retrained
+    assert json.loads((run_dir / "all_results.json").read_text())["test_tracks"] == 16
+    captured = capfd.readouterr()
+    assert FAKE_TOKEN not in captured.out + captured.err
+
+
+# ----------------------------------------------------------------------------------------------------
+# A finished run is never replaced unasked (issue 10)
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_training_into_a_finished_run_stops_before_reading_data_and_changes_no_file(cnn_run, demo_dir, monkeypatch):
+    run_dir = cnn_run[0]
+    before = file_hashes(run_dir)
+    loaded = []
+    monkeypatch.setattr(training, "load_splits", lambda data_args: loaded.append(data_args))
+    with pytest.raises(FileExistsError) as error:
+        training.run_training(*training.parse_arguments(cnn_argv(demo_dir, run_dir, "--learning_rate", "1e-2"),
+                                                        defaults={"model_family": "cnn"}))  # fmt: skip
+    message = str(error.value)
+    assert str(run_dir) in message and "--overwrite_output_dir" in message and "--resume_from_checkpoint last" in message
+    assert loaded == []  # stopped before any data was prepared
+    assert file_hashes(run_dir) == before
+
+
+def test_a_folder_with_checkpoints_only_is_refused_too(cnn_run, demo_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(next(cnn_run[0].glob("checkpoint-*")), run_dir / "checkpoint-3")
+    with pytest.raises(FileExistsError, match="checkpoint-3"):
+        training.run_training(*training.parse_arguments(cnn_argv(demo_dir, run_dir), defaults={"model_family": "cnn"}))
+
+
+def test_overwrite_output_dir_is_not_recorded_in_the_run_config(demo_dir, tmp_path):
+    # A rerun from run_config.yaml must stop at a finished run again, not replace it.
+    arguments = training.parse_arguments(cnn_argv(demo_dir, tmp_path, "--overwrite_output_dir", "true"),
+                                         defaults={"model_family": "cnn"})  # fmt: skip
+    assert arguments[2].overwrite_output_dir is True
+    assert "overwrite_output_dir" not in training.resolved_config(*arguments)
+
+
+# ----------------------------------------------------------------------------------------------------
+# `hf-fma evaluate` on another config, and what cards and push report (issue 10)
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def evaluated_on_mini(cnn_run, demo_dir, tmp_path_factory):
+    """A copy of the run, its own evaluation files' hashes, then `hf-fma evaluate RUN --config mini` on 8 tracks."""
+    run_dir = copy_run(cnn_run[0], tmp_path_factory.mktemp("evaluated") / "run")
+    own = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in run_dir.glob("evaluation_*")}
+    exit_code = reporting.evaluate_main([
+        str(run_dir), "--config", "mini", "--split", "test", "--data_dir", str(demo_dir), "--n_crops", "2",
+        "--max_tracks", "8", "--device", "cpu", "--no_plot",
+    ])  # fmt: skip
+    assert exit_code == 0
+    return run_dir, own
+
+
+def test_evaluate_on_another_config_leaves_the_runs_evaluations_and_writes_its_own(evaluated_on_mini):
+    run_dir, own = evaluated_on_mini
+    assert sorted(own) == ["evaluation_test.json", "evaluation_validation.json"]
+    after = {name: hashlib.sha256((run_dir / name).read_bytes()).hexdigest() for name in own}
+    assert after == own
+    mini = json.loads((run_dir / "evaluation_mini_test.json").read_text())
+    assert (mini["dataset_config"], mini["split"], mini["num_tracks"]) == ("mini", "test", 8)
+    assert (run_dir / "evaluation_mini_test.md").is_file()
+
+
+def test_card_and_push_report_the_runs_own_config_not_the_later_evaluation(evaluated_on_mini, tmp_path):
+    run_dir, _ = evaluated_on_mini
+    own = json.loads((run_dir / "evaluation_test.json").read_text())
+    assert own["num_tracks"] == 16  # the mini evaluation above has 8: the two are told apart
+    expected = {
+        ("accuracy", "track"): round(own["track"]["accuracy"], 4),
+        ("f1", "track"): round(own["track"]["macro_f1"], 4),
+        ("accuracy", "clip"): round(own["clip"]["accuracy"], 4),
+        ("f1", "clip"): round(own["clip"]["macro_f1"], 4),
+    }
+    for card_text in (str(model_card(run_dir)), (prepare_model_repo(run_dir, tmp_path / "repo") / "README.md").read_text()):
+        card = ModelCard(card_text)
+        reported = {(r.metric_type, "track" if "track level" in r.metric_name else "clip"): r.metric_value
+                    for r in card.data.eval_results}  # fmt: skip
+        assert reported == expected
+        assert {r.dataset_config for r in card.data.eval_results} == {"small"}
+        assert "| test | 16 |" in card_text
+
+
+def test_card_refuses_a_test_evaluation_of_another_config(evaluated_on_mini, tmp_path):
+    # What `hf-fma evaluate --config mini` wrote before it named its files by config: the run's own
+    # evaluation_test.json replaced by mini's numbers. The card must not publish them as small's.
+    run_dir = copy_run(evaluated_on_mini[0], tmp_path / "run")
+    shutil.copy(run_dir / "evaluation_mini_test.json", run_dir / "evaluation_test.json")
+    with pytest.raises(FileNotFoundError, match="no test evaluation on FMA small"):
+        model_card(run_dir)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Code from a model repository runs only with --trust_remote_code (issue 14)
+# ----------------------------------------------------------------------------------------------------
+
+
+def cache_as_hub_repo(run_dir, repo_id, edit_config=None):
+    """Put the run's model files into the offline Hugging Face cache as the Hub repository repo_id (the
+    layout `hf download` leaves: refs/main naming a snapshot), so that from_pretrained(repo_id) resolves it
+    through huggingface_hub exactly as a download, without the network. Every .py file gets a line that
+    leaves a mark when Python runs it."""
+    from huggingface_hub import constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = Path(constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json"):
+        shutil.copy(run_dir / name, snapshot / name)
+    for module in run_dir.glob("*.py"):
+        marked = f"import os, pathlib\npathlib.Path(os.environ['HF_FMA_CODE_RAN'], {module.stem!r}).touch()\n"
+        (snapshot / module.name).write_text(marked + module.read_text())
+    if edit_config:
+        config = json.loads((snapshot / "config.json").read_text())
+        edit_config(config)
+        (snapshot / "config.json").write_text(json.dumps(config))
+    return repo_id
+
+
+def demo_track(demo_dir, folder) -> Path:
+    """An MP3 of the demo's small archive (not one of its two deliberately bad files)."""
+    with zipfile.ZipFile(demo_dir / "fma_small.zip") as archive:
+        name = next(n for n in sorted(archive.namelist()) if n.endswith(".mp3") and "071334" not in n and "117902" not in n)
+        path = folder / Path(name).name
+        path.write_bytes(archive.read(name))
+    return path
+
+
+@pytest.fixture
+def code_marks(tmp_path, monkeypatch):
+    marks = tmp_path / "code-ran"
+    marks.mkdir()
+    monkeypatch.setenv("HF_FMA_CODE_RAN", str(marks))
+    return marks
+
+
+def test_hf_fmas_own_classes_load_from_a_hub_repo_without_running_its_code(cnn_run, code_marks):
+    repo_id = cache_as_hub_repo(cnn_run[0], "someone/cnn-fma-ours")
+    model, feature_extractor = predict.load_classifier(repo_id, device="cpu")
+    assert type(model).__module__ == "hf_fma.models.modeling_fma_cnn"  # the installed class, not the repo's copy
+    assert type(feature_extractor).__module__ == "hf_fma.models.feature_extraction_fma_ast"
+    assert list(code_marks.iterdir()) == []
+
+
+def test_a_hub_repo_needing_its_own_code_is_refused_without_trust_remote_code(cnn_run, demo_dir, code_marks, capsys):
+    def foreign(config):  # a model type hf_fma does not register: only the repository's code defines it
+        config["model_type"] = "fma_cnn_fork"
+
+    repo_id = cache_as_hub_repo(cnn_run[0], "someone/cnn-fork", edit_config=foreign)
+    audio = demo_track(demo_dir, code_marks.parent)
+    assert predict.main([repo_id, str(audio), "--device", "cpu", "--no_progress"]) == 2
+    assert "--trust_remote_code" in capsys.readouterr().err
+    assert reporting.evaluate_main([repo_id, "--data_dir", str(demo_dir), "--device", "cpu"]) == 2
+    assert "--trust_remote_code" in capsys.readouterr().err
+    assert list(code_marks.iterdir()) == []  # nothing of the repository ran
+
+    assert predict.main([repo_id, str(audio), "--device", "cpu", "--no_progress", "--trust_remote_code"]) == 0
+    assert "configuration_fma_cnn" in {mark.name for mark in code_marks.iterdir()}  # asked for: its code ran
