@@ -30,7 +30,8 @@ def train_main(argv: Sequence[str] | None = None, model_family: str = "ast") -> 
 
     # Publishing: hf-fma's push (model card with the test metrics, plots, code) once the run is done,
     # instead of Trainer's own push of every checkpoint with a generic card. The token is checked now,
-    # so that a missing one fails before hours of training, not after.
+    # so that a missing one fails before hours of training, not after. It stays in this variable only:
+    # run_training clears hub_token before Trainer pickles the arguments into training_args.bin.
     push_to_hub = training_args.push_to_hub
     token = require_token(training_args.hub_token) if push_to_hub else None
     training_args.push_to_hub = False
