@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 from huggingface_hub import ModelCard
+from transformers import TrainerCallback
 
-from hf_fma import predict, recipe, reporting, training
+from hf_fma import predict, recipe, reporting, run_folder, training
 from hf_fma.cards import model_card
 from hf_fma.hub import prepare_model_repo
 
@@ -131,6 +132,51 @@ def test_training_into_a_finished_run_stops_before_reading_data_and_changes_no_f
     assert str(run_dir) in message and "--overwrite_output_dir" in message and "--resume_from_checkpoint last" in message
     assert loaded == []  # stopped before any data was prepared
     assert file_hashes(run_dir) == before
+
+
+class _InterruptAtFirstCheckpoint(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        raise KeyboardInterrupt("killed during training")
+
+
+def test_a_replacing_run_killed_during_training_leaves_the_previous_run_whole(cnn_run, demo_dir, tmp_path):
+    run_dir = copy_run(cnn_run[0], tmp_path / "run")
+    finished = {name: digest for name, digest in file_hashes(run_dir).items() if not name.startswith("checkpoint-")}
+    argv = cnn_argv(demo_dir, run_dir, "--overwrite_output_dir", "true", "--learning_rate", "1e-2")
+    with pytest.raises(KeyboardInterrupt):
+        training.run_training(*training.parse_arguments(argv, defaults={"model_family": "cnn"}),
+                              callbacks=[_InterruptAtFirstCheckpoint()])  # fmt: skip
+    after = {name: digest for name, digest in file_hashes(run_dir).items() if not name.startswith("checkpoint-")}
+    assert after == finished  # the old model, config, results and evaluations, untouched
+
+
+def test_a_crash_while_the_new_files_move_in_leaves_no_finished_looking_mix(tmp_path, monkeypatch):
+    run_dir, staging = tmp_path / "run", tmp_path / "run" / ".incoming"
+    staging.mkdir(parents=True)
+    for name, text in {"all_results.json": '{"test_track_accuracy": 0.5}', "run_config.yaml": "seed: 0\n",
+                       "config.json": "{}", "evaluation_mini_test.json": "{}"}.items():  # fmt: skip
+        (run_dir / name).write_text(text)
+    for name in ("config.json", "run_config.yaml"):
+        (staging / name).write_text("new")
+    moved = []
+
+    def replace_then_crash(source, destination):
+        if moved:
+            raise OSError("disk full")
+        moved.append(destination)
+        os.rename(source, destination)
+
+    monkeypatch.setattr(run_folder.os, "replace", replace_then_crash)
+    with pytest.raises(OSError, match="disk full"):
+        run_folder.publish_staged(staging, run_dir, {"test_track_accuracy": 0.9})
+    # one new file is in, another is not: the folder no longer claims to be a finished run
+    assert not run_folder.is_finished(run_dir) and not (run_dir / "all_results.json").exists()
+    assert not (run_dir / "evaluation_mini_test.json").exists()  # an evaluation of the replaced model
+
+    monkeypatch.undo()
+    run_folder.publish_staged(staging, run_dir, {"test_track_accuracy": 0.9})
+    assert json.loads((run_dir / "all_results.json").read_text()) == {"test_track_accuracy": 0.9}
+    assert (run_dir / "config.json").read_text() == (run_dir / "run_config.yaml").read_text() == "new"
 
 
 def test_a_folder_with_checkpoints_only_is_refused_too(cnn_run, demo_dir, tmp_path):
