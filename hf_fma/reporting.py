@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 # plots reads these files too; importing it does not import matplotlib.
+from hf_fma.geometry import frames_to_seconds
 from hf_fma.plots import confusion_matrix_name, metric_title, read_json
 
 ALL_RESULTS_NAME = "all_results.json"
@@ -117,8 +118,7 @@ class Run:
 
     @property
     def crop_seconds(self) -> float:
-        # ASTFeatureExtractor's frames are 10 ms apart.
-        return float(self.run_config.get("crop_seconds", int(self.feature_config["max_length"]) / 100))
+        return float(self.run_config.get("crop_seconds", frames_to_seconds(int(self.feature_config["max_length"]))))
 
     @property
     def features(self) -> str:
