@@ -127,7 +127,9 @@ def test_track_level_averages_the_crop_logits_not_a_vote_or_the_first_crop(tmp_p
     sf.write(path, np.concatenate(tones).astype(np.float32), rate)
     track = Dataset.from_dict(
         {"track_id": [7], "audio": [{"path": str(path), "bytes": None}], "genre": [2]},
-        features=Features({"track_id": Value("int64"), "audio": Audio(decode=False), "genre": ClassLabel(names=genres)}),
+        features=Features(
+            {"track_id": Value("int64"), "audio": Audio(decode=False), "genre": ClassLabel(names=genres)}
+        ),
     )
     model = _PitchBandClassifier([[-30.0, 1.0, 0.0], [0.0, 0.0, 0.0], [10.0, 0.0, 9.0]], genres)
 

@@ -248,7 +248,9 @@ def test_adapt_position_embeddings_matches_a_2d_resize_of_the_grid(source, targe
     grid = torch.randn(*source, hidden, generator=torch.Generator().manual_seed(3))  # (frequency, time, hidden)
     adapted = adapt_position_embeddings(_with_tokens(grid), source, target)
     # An axis that shrinks keeps its centre: positions s // 2 - t // 2 onwards.
-    rows, columns = (slice(s // 2 - t // 2, s // 2 - t // 2 + t) if t <= s else slice(None) for s, t in zip(source, target))
+    rows, columns = (
+        slice(s // 2 - t // 2, s // 2 - t // 2 + t) if t <= s else slice(None) for s, t in zip(source, target)
+    )
     channels_first = grid[rows, columns].permute(2, 0, 1)[None]  # (1, hidden, frequency, time)
     expected = torch.nn.functional.interpolate(channels_first, size=target, mode="bilinear", align_corners=False)
     torch.testing.assert_close(_patches(adapted, target), expected[0].permute(1, 2, 0))
