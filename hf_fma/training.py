@@ -130,7 +130,9 @@ class DataArguments:
         default=1000,
         metadata={"help": "Streaming: training examples held to shuffle from (each with its MP3 bytes, ~1 MB)."},
     )
-    crop_seconds: float = field(default=5.0, metadata={"help": "Training and evaluation crop length (the study: 5 s), a multiple of 0.01 s."})
+    crop_seconds: float = field(
+        default=5.0, metadata={"help": "Training and evaluation crop length (the study: 5 s), a multiple of 0.01 s."}
+    )
     eval_crops: int = field(
         default=6, metadata={"help": "Evenly spaced crops per track for track-level metrics (logits averaged)."}
     )

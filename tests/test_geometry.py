@@ -14,6 +14,7 @@ import torch
 from transformers import ASTFeatureExtractor
 
 from hf_fma.geometry import crop_frames, crop_samples, frames_to_seconds, num_frames, seconds_to_samples
+from hf_fma.training import parse_arguments, run_training
 
 
 @pytest.mark.parametrize(
@@ -69,3 +70,12 @@ def test_a_crop_s_extractor_frames_give_back_its_seconds_and_samples(seconds, fr
 def test_a_crop_that_is_not_whole_10_ms_hops_is_refused(seconds):
     with pytest.raises(ValueError, match=f"crop_seconds must be a positive multiple of 0.01 s.*got {seconds}"):
         crop_frames(seconds)
+
+
+def test_training_refuses_such_a_crop_before_reading_any_data(tmp_path):
+    """2.995 s would train on 47,920-sample crops that evaluation and predict (reading 300 frames back as
+    48,000 samples) could not reproduce."""
+    argv = ["--crop_seconds", "2.995", "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "run")]
+    with pytest.raises(ValueError, match="crop_seconds must be a positive multiple of 0.01 s"):
+        run_training(*parse_arguments(argv))
+    assert not (tmp_path / "run").exists()
