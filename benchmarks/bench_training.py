@@ -35,6 +35,7 @@ from transformers import Trainer, TrainingArguments
 from hf_fma.demo import make_demo
 from hf_fma.evaluation import with_crop_transform
 from hf_fma.features import AudioCropTransform, FbankCollator
+from hf_fma.geometry import crop_frames
 from hf_fma.models import build_model
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
 from hf_fma.training import DATASET_SCRIPT
@@ -102,7 +103,7 @@ def main() -> None:
         train = load_dataset(DATASET_SCRIPT, "small", data_dir=str(data_dir), split="train", trust_remote_code=True)
         label_names = train.features["genre"].names
         extractor = FmaASTFeatureExtractor(
-            max_length=round(CROP_SECONDS * 100), frequency_downscale=2, time_downscale=2
+            max_length=crop_frames(CROP_SECONDS), frequency_downscale=2, time_downscale=2
         )
 
         ours = with_crop_transform(

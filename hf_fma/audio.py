@@ -29,6 +29,8 @@ import soundfile as sf
 import soxr
 import torch
 
+from hf_fma.geometry import SAMPLING_RATE, seconds_to_samples
+
 CROP_POLICIES = ("random", "center", "even")
 # Resampling context kept on each side of a window, so soxr's filter sees the same neighbours as when it
 # resamples the whole track (10 ms already gives 3e-7 agreement on FMA MP3s; 20 ms leaves room).
@@ -195,7 +197,7 @@ def audio_duration(source: AudioSource) -> float:
 
 
 def load_audio(
-    source: AudioSource, sampling_rate: int = 16000, offset: float = 0.0, duration: float | None = None
+    source: AudioSource, sampling_rate: int = SAMPLING_RATE, offset: float = 0.0, duration: float | None = None
 ) -> np.ndarray:
     """Mono float32 samples at `sampling_rate` from `offset` seconds, decoding only that window.
 
@@ -206,8 +208,8 @@ def load_audio(
     if offset < 0 or (duration is not None and duration < 0):
         raise ValueError(f"offset and duration must be >= 0, got offset={offset}, duration={duration}")
     with _AudioReader(source) as reader:
-        num_samples = None if duration is None else round(duration * sampling_rate)
-        return _read_window(reader, round(offset * sampling_rate), num_samples, sampling_rate, pad=False)
+        num_samples = None if duration is None else seconds_to_samples(duration, sampling_rate)
+        return _read_window(reader, seconds_to_samples(offset, sampling_rate), num_samples, sampling_rate, pad=False)
 
 
 def crop_offset(
@@ -243,7 +245,7 @@ def load_crop(
     policy: str = "center",
     crop_index: int = 0,
     n_crops: int = 1,
-    sampling_rate: int = 16000,
+    sampling_rate: int = SAMPLING_RATE,
     generator: torch.Generator | None = None,
 ) -> np.ndarray:
     """One crop of `crop_seconds` (mono float32 at `sampling_rate`) chosen by `policy` (see crop_offset).
@@ -254,7 +256,7 @@ def load_crop(
     with _AudioReader(source) as reader:
         if crop_seconds is None:
             return _read_window(reader, 0, None, sampling_rate, pad=False)
-        crop_samples = round(crop_seconds * sampling_rate)
+        crop_samples = seconds_to_samples(crop_seconds, sampling_rate)
         total = resampled_length(reader.num_frames, reader.sampling_rate, sampling_rate)
         start = crop_offset(total, crop_samples, policy, crop_index, n_crops, generator)
         return _read_window(reader, start, crop_samples, sampling_rate, pad=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard, ModelCardData
 
+from hf_fma.geometry import SAMPLING_RATE
 from hf_fma.reporting import Run, evaluation_markdown
 from hf_fma.run_folder import (
     LEARNING_CURVES_NAME,
@@ -243,7 +244,7 @@ def model_card(
         ),
         features=dict(
             crop_seconds=f"{run.crop_seconds:g}",
-            sampling_rate=features.get("sampling_rate", 16000),
+            sampling_rate=features.get("sampling_rate", SAMPLING_RATE),
             num_mel_bins=features["num_mel_bins"],
             max_length=features["max_length"],
             frequency_downscale=features.get("frequency_downscale", 1),

@@ -35,15 +35,14 @@ from datasets import Audio
 from datasets.distributed import split_dataset_by_node
 
 from hf_fma.features import AudioCropTransform, FbankCollator, expand_crops
+from hf_fma.geometry import frames_to_seconds
 
 GENRE_METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "genre_classification"
-# ASTFeatureExtractor's Kaldi fbank shifts its frames by 10 ms: max_length frames hold max_length / 100 s.
-FRAMES_PER_SECOND = 100
 
 
 def extractor_crop_seconds(feature_extractor) -> float:
     """Seconds of audio the extractor's `max_length` frames hold: the crop length its model was trained on."""
-    return feature_extractor.max_length / FRAMES_PER_SECOND
+    return frames_to_seconds(feature_extractor.max_length)
 
 
 def load_genre_metric() -> evaluate.EvaluationModule:
@@ -215,7 +214,6 @@ def evaluate_model(
 
 __all__ = [
     "GENRE_METRIC_PATH",
-    "FRAMES_PER_SECOND",
     "evaluate_model",
     "extractor_crop_seconds",
     "labelled_tracks",

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from transformers.audio_utils import mel_filter_bank
 
 from hf_fma.audio import CROP_POLICIES, AudioDecodeError, crop_offset, load_crop
+from hf_fma.geometry import FRAME_LENGTH, HOP_LENGTH, SAMPLING_RATE, num_frames, seconds_to_samples
 
 # AudioSet statistics of the AST authors: ASTFeatureExtractor's defaults, right for AudioSet checkpoints.
 AUDIOSET_MEAN = -4.2677393
@@ -82,8 +83,8 @@ class BatchedFbank(torch.nn.Module):
     torch.Size([64, 500, 128])
     """
 
-    frame_length = 400
-    hop_length = 160
+    frame_length = FRAME_LENGTH
+    hop_length = HOP_LENGTH
     fft_length = 512
     preemphasis = 0.97
     mel_floor = 1.192092955078125e-07  # float32 epsilon, as in ASTFeatureExtractor
@@ -95,7 +96,7 @@ class BatchedFbank(torch.nn.Module):
         self,
         num_mel_bins: int = 128,
         max_length: int = 1024,
-        sampling_rate: int = 16000,
+        sampling_rate: int = SAMPLING_RATE,
         do_normalize: bool = True,
         mean: float = AUDIOSET_MEAN,
         std: float = AUDIOSET_STD,
@@ -162,11 +163,7 @@ class BatchedFbank(torch.nn.Module):
     def normalize_value(self, value):
         return (value - self.mean) / (self.std * 2) if self.do_normalize else value
 
-    @classmethod
-    def num_frames(cls, lengths: torch.Tensor) -> torch.Tensor:
-        """Frames the extractor makes of waveforms of `lengths` samples (0 below one frame)."""
-        frames = 1 + torch.div(lengths - cls.frame_length, cls.hop_length, rounding_mode="floor")
-        return frames.clamp_min(0)
+    num_frames = staticmethod(num_frames)  # frames the extractor makes of `lengths` samples, element-wise
 
     def log_mel(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Raw log-mel frames: (batch, samples) -> (batch, frames, num_mel_bins), before padding to
@@ -410,7 +407,7 @@ class AudioCropTransform(_CropTransform):
         crop_seconds: float | None = 5.0,
         policy: str = "random",
         n_crops: int = 1,
-        sampling_rate: int = 16000,
+        sampling_rate: int = SAMPLING_RATE,
         audio_column: str = "audio",
         label_column: str | None = "genre",
         augment: bool | None = None,
@@ -511,7 +508,7 @@ class _CacheTrackFbank:
 def build_fbank_cache(
     dataset,
     num_mel_bins: int = 128,
-    sampling_rate: int = 16000,
+    sampling_rate: int = SAMPLING_RATE,
     dtype: str = "float16",
     audio_column: str = "audio",
     num_proc: int | None = None,
@@ -567,7 +564,7 @@ class CachedCropTransform(_CropTransform):
         n_crops: int = 1,
         num_mel_bins: int = 128,
         dtype: str = "float16",
-        sampling_rate: int = 16000,
+        sampling_rate: int = SAMPLING_RATE,
         label_column: str | None = "genre",
         augment: bool | None = None,
     ):
@@ -576,7 +573,7 @@ class CachedCropTransform(_CropTransform):
         self.dtype = np.dtype(dtype)
         self.crop_frames = None
         if crop_seconds is not None:
-            self.crop_frames = int(BatchedFbank.num_frames(torch.tensor(round(crop_seconds * sampling_rate))))
+            self.crop_frames = num_frames(seconds_to_samples(crop_seconds, sampling_rate))
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         if "fbank" not in batch:
@@ -617,7 +614,7 @@ class _FbankMoments:
 def compute_fbank_stats(
     dataset,
     num_mel_bins: int = 128,
-    sampling_rate: int = 16000,
+    sampling_rate: int = SAMPLING_RATE,
     audio_column: str = "audio",
     max_tracks: int | None = None,
     num_workers: int = 0,

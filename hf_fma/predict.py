@@ -62,6 +62,7 @@ from transformers.utils import logging as transformers_logging
 
 from hf_fma.audio import AudioDecodeError, audio_duration, load_audio
 from hf_fma.features import BatchedFbank, FbankCollator
+from hf_fma.geometry import crop_samples, seconds_to_samples
 import hf_fma.models  # noqa: F401  registers the CNN and FmaASTFeatureExtractor with the Auto classes
 
 # Extensions a folder search picks up. Files named on the command line are tried whatever their name.
@@ -162,10 +163,9 @@ def load_classifier(
 
 
 def window_samples(feature_extractor: ASTFeatureExtractor) -> int:
-    """Samples (at the extractor's rate) that make exactly its `max_length` fbank frames, the crop length
-    the model was trained on: Kaldi frames of 400 samples every 160 (25 ms every 10 ms at 16 kHz), none
-    padded at the edges, so n frames span 400 + (n - 1) * 160 samples (80,240 = 5.015 s for 500)."""
-    return BatchedFbank.frame_length + (feature_extractor.max_length - 1) * BatchedFbank.hop_length
+    """Samples (at the extractor's rate) of the crops the model was trained on, from its `max_length`
+    frames (80,000 for 500: 5 s), so each window gets the features a training crop got."""
+    return crop_samples(feature_extractor.max_length, feature_extractor.sampling_rate)
 
 
 def window_starts(total: int, window: int, hop: int, max_windows: int | None = None) -> list[int]:
@@ -273,7 +273,7 @@ def _decode_windows(
         result.error = f"too short: {duration:.3f} s of audio, under the {MIN_DURATION} s minimum"
         return
 
-    total = round(duration * sampling_rate)
+    total = seconds_to_samples(duration, sampling_rate)
     starts = window_starts(total, window, hop, max_windows)
     silent = 0
     end = 0  # the sample after the last one decoded
@@ -359,7 +359,7 @@ def iter_predictions(
         raise ValueError(f"max_windows must be at least 1, got {max_windows}")
     sampling_rate = feature_extractor.sampling_rate
     window = window_samples(feature_extractor)
-    hop_samples = window if hop is None else round(hop * sampling_rate)
+    hop_samples = window if hop is None else seconds_to_samples(hop, sampling_rate)
     if hop_samples < 1:
         raise ValueError(f"hop must be a positive number of seconds, got {hop}")
     labels = [model.config.id2label[index] for index in range(model.config.num_labels)]

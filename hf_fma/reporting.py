@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from hf_fma.geometry import frames_to_seconds
 # importing plots does not import matplotlib.
 from hf_fma.plots import metric_title
 from hf_fma.run_folder import (
@@ -121,8 +122,7 @@ class Run:
 
     @property
     def crop_seconds(self) -> float:
-        # ASTFeatureExtractor's frames are 10 ms apart.
-        return float(self.run_config.get("crop_seconds", int(self.feature_config["max_length"]) / 100))
+        return float(self.run_config.get("crop_seconds", frames_to_seconds(int(self.feature_config["max_length"]))))
 
     @property
     def features(self) -> str:

@@ -55,7 +55,6 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 from hf_fma.evaluation import (
-    FRAMES_PER_SECOND,
     evaluate_model,
     labelled_tracks,
     load_genre_metric,
@@ -71,6 +70,7 @@ from hf_fma.features import (
     compute_fbank_stats,
     cross_entropy_loss,
 )
+from hf_fma.geometry import crop_frames
 from hf_fma.hf_fma import Fma
 from hf_fma.models import AST_PRESETS, CNN_PRESETS, build_cnn, build_model
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
@@ -145,7 +145,9 @@ class DataArguments:
         default=1000,
         metadata={"help": "Streaming: training examples held to shuffle from (each with its MP3 bytes, ~1 MB)."},
     )
-    crop_seconds: float = field(default=5.0, metadata={"help": "Training and evaluation crop length (the study: 5 s)."})
+    crop_seconds: float = field(
+        default=5.0, metadata={"help": "Training and evaluation crop length (the study: 5 s), a multiple of 0.01 s."}
+    )
     eval_crops: int = field(
         default=6, metadata={"help": "Evenly spaced crops per track for track-level metrics (logits averaged)."}
     )
@@ -327,6 +329,7 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
         raise ValueError(
             f"eval_crops must be >= 1 and crop_seconds > 0, got {data_args.eval_crops} and {data_args.crop_seconds}"
         )
+    crop_frames(data_args.crop_seconds)  # raises now, not after the fbank statistics, unless whole 10 ms hops
     launched = int(os.environ.get("WORLD_SIZE", 1))
     if launched > training_args.world_size:
         # Otherwise every process trains alone on all the data and they overwrite each other's output.
@@ -432,7 +435,7 @@ def build_feature_extractor(
             logger.info(f"fbank mean {mean:.4f}, std {std:.4f} over {stats['num_tracks']} training tracks")
     return FmaASTFeatureExtractor(
         num_mel_bins=model_args.num_mel_bins,
-        max_length=round(data_args.crop_seconds * FRAMES_PER_SECOND),
+        max_length=crop_frames(data_args.crop_seconds),
         mean=mean,
         std=std,
         frequency_downscale=model_args.frequency_downscale,

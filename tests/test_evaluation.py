@@ -5,8 +5,11 @@ Run: cd /work/main && python -m pytest tests/test_evaluation.py -q
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
-from datasets import load_dataset
+from datasets import Audio, ClassLabel, Dataset, Features, Value, load_dataset
+from transformers import PretrainedConfig
+from transformers.modeling_outputs import SequenceClassifierOutput
 
 from hf_fma.evaluation import evaluate_model, load_genre_metric, predict_crops
 from hf_fma.metadata import SMALL_GENRES
@@ -92,3 +95,46 @@ def test_a_split_with_genres_the_model_lacks_is_refused(demo_test_split, extract
     model = build_cnn("tiny", extractor, ["Rock", "Folk"])
     with pytest.raises(ValueError, match="not labels of the model"):
         evaluate_model(model, extractor, demo_test_split, n_crops=1)
+
+
+class _PitchBandClassifier(torch.nn.Module):
+    """A stand-in for a trained model whose crop logits depend on the crop: the mel band (low, middle or
+    high third) where the crop's mean spectrum peaks picks a row of `band_logits`."""
+
+    def __init__(self, band_logits, label_names):
+        super().__init__()
+        self.band_logits = torch.nn.Parameter(torch.tensor(band_logits))  # (3 bands, num_labels)
+        self.config = PretrainedConfig(
+            id2label=dict(enumerate(label_names)), label2id={name: index for index, name in enumerate(label_names)}
+        )
+
+    def forward(self, input_values):
+        peak = input_values.mean(dim=1).argmax(dim=-1)  # (batch,) mel bin of the loudest band
+        band = peak * 3 // input_values.shape[-1]  # (batch,) 0, 1 or 2
+        return SequenceClassifierOutput(logits=self.band_logits[band])
+
+
+def test_track_level_averages_the_crop_logits_not_a_vote_or_the_first_crop(tmp_path, extractor):
+    """A 3 s track of three 1 s tones (low, high, high) cut into 3 crops of 1 s. Crop logits (classes
+    Folk, Pop, Rock): low [-30, 1, 0] -> Pop, high [10, 0, 9] -> Folk twice. First crop: Pop; majority
+    vote: Folk; mean of probabilities [0.49, 0.24, 0.27]: Folk; mean of logits [-3.3, 0.3, 6]: Rock, the
+    README's rule and the track's genre."""
+    genres = ["Folk", "Pop", "Rock"]
+    rate = 16000
+    time = np.arange(rate) / rate
+    tones = [0.5 * np.sin(2 * np.pi * hz * time) for hz in (200.0, 5000.0, 5000.0)]  # mel bins ~3, ~27 of 32
+    path = tmp_path / "track.wav"
+    sf.write(path, np.concatenate(tones).astype(np.float32), rate)
+    track = Dataset.from_dict(
+        {"track_id": [7], "audio": [{"path": str(path), "bytes": None}], "genre": [2]},
+        features=Features(
+            {"track_id": Value("int64"), "audio": Audio(decode=False), "genre": ClassLabel(names=genres)}
+        ),
+    )
+    model = _PitchBandClassifier([[-30.0, 1.0, 0.0], [0.0, 0.0, 0.0], [10.0, 0.0, 9.0]], genres)
+
+    result = evaluate_model(model, extractor, track, n_crops=3, batch_size=2)
+    assert result["crop_seconds"] == 1.0 and result["num_clips"] == 3
+    assert result["clip"]["confusion_matrix"] == [[0, 0, 0], [0, 0, 0], [2, 1, 0]]  # rows: true genre (Rock)
+    assert result["tracks"] == {"track_id": [7], "label": [2], "predicted": [2]}
+    assert result["track"]["accuracy"] == 1.0 and result["clip"]["accuracy"] == 0.0

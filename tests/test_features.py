@@ -215,6 +215,22 @@ def test_spec_augment_masks_within_its_widths_with_the_padding_value():
     assert (masked_bins < 10).all() and (masked_frames < 20).all() and masked_frames.sum() > 0
 
 
+def test_spec_augment_widths_are_uniform_from_zero_to_below_the_limit_on_their_own_axis():
+    """Over 400 examples, frequency masks of 0..9 whole mel bins (mean 4.5) and time masks of 0..19 whole
+    frames (mean 9.5), each a band along its own axis: a mask never drawn, halved or on the other axis
+    shows in these counts."""
+    features = torch.randn(400, 100, 64)
+    torch.manual_seed(0)
+    changed = SpecAugment(freq_mask=10, time_mask=20)(features, fill=0.75) != features
+    masked_bins = changed.all(dim=1).sum(dim=1)  # (batch,) mel bins masked over every frame
+    masked_frames = changed.all(dim=2).sum(dim=1)  # (batch,) frames masked over every bin
+    assert masked_bins.max() == 9 and 4.0 <= masked_bins.float().mean() <= 5.0
+    assert masked_frames.max() == 19 and 8.6 <= masked_frames.float().mean() <= 10.4
+    # Nothing else changed: every changed cell lies in a masked bin or a masked frame.
+    band = changed.all(dim=1, keepdim=True) | changed.all(dim=2, keepdim=True)  # (batch, frames, mel)
+    assert not (changed & ~band).any()
+
+
 def test_cross_entropy_loss_takes_class_indices_and_probabilities():
     logits = torch.randn(4, 3)
     labels = torch.tensor([0, 2, 1, 2])

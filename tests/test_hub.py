@@ -5,6 +5,7 @@ huggingface_hub with its HTTP transport replaced by an in-memory Hub."""
 import base64
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -19,6 +20,7 @@ from huggingface_hub import DatasetCard, ModelCard, set_client_factory
 
 from hf_fma import hub
 from hf_fma.cards import DATASET_REPO_ID, dataset_card, model_card
+from hf_fma.reporting import evaluation_json_name
 
 GENRES = ["Electronic", "Experimental", "Folk", "Hip-Hop", "Instrumental", "International", "Pop", "Rock"]
 
@@ -89,6 +91,24 @@ def test_ast_card_from_a_real_run_has_the_hub_metadata_and_the_run_facts(tiny_ru
     assert "Genre taxonomy" in text and "non-commercial (NC)" in text  # limitations: taxonomy, licences
     assert "Trained for 2 epochs" in text
     assert "{{ " not in text and "{%" not in text  # every template expression rendered
+
+
+def test_card_takes_each_model_index_number_from_its_level_and_metric(tiny_runs, tmp_path):
+    """Four different numbers in the run's test evaluation: each model-index result, the clip macro-F1
+    among them, carries its own (not the accuracy, nor the other level's)."""
+    run_dir = shutil.copytree(tiny_runs["ast"], tmp_path / "run")
+    evaluation_path = run_dir / evaluation_json_name("test")
+    evaluation = json.loads(evaluation_path.read_text())
+    numbers = {("accuracy", "track"): 0.61, ("f1", "track"): 0.52, ("accuracy", "clip"): 0.43, ("f1", "clip"): 0.34}
+    for (metric, level), value in numbers.items():
+        evaluation[level]["accuracy" if metric == "accuracy" else "macro_f1"] = value
+    evaluation_path.write_text(json.dumps(evaluation))
+
+    card = model_card(run_dir, repo_id="me/ast-fma-demo")
+    results = {(result.metric_type, result.metric_name.split("(")[1].split(" level")[0]): result.metric_value
+               for result in card.data.eval_results}
+    assert results == numbers
+    assert "| clip | 43.0% | 0.340 |" in card.text and "| track | 61.0% | 0.520 |" in card.text
 
 
 def test_cnn_card_describes_the_blocks_and_remote_code(tiny_runs):

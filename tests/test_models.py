@@ -99,6 +99,44 @@ def test_cnn_logits_loss_and_learning():
     assert losses[-1] < losses[0]
 
 
+def _cnn_forward_from_weights(state: dict, config: FmaCnnConfig, input_values: torch.Tensor) -> torch.Tensor:
+    """The CNN's logits recomputed from its state_dict with torch.nn.functional, as its config documents
+    it: blocks of convolution ("same" padding, no bias), batch norm (running statistics), ReLU and max
+    pooling (rounding up) over (mel_bins, frames), then global average pooling and the linear classifier."""
+    F = torch.nn.functional
+    hidden = input_values.transpose(1, 2).unsqueeze(1)  # (batch, 1, mel_bins, frames)
+    for index, (kernel, pool) in enumerate(zip(config.kernel_sizes, config.pool_sizes)):
+        block = f"blocks.{index}."
+        hidden = F.conv2d(hidden, state[block + "conv.weight"], padding=kernel // 2)
+        hidden = F.batch_norm(
+            hidden, state[block + "norm.running_mean"], state[block + "norm.running_var"],
+            state[block + "norm.weight"], state[block + "norm.bias"], training=False, eps=1e-5,
+        )
+        hidden = F.max_pool2d(F.relu(hidden), pool, ceil_mode=True)
+    pooled = hidden.mean(dim=(2, 3))  # (batch, channels)
+    return F.linear(pooled, state["classifier.weight"], state["classifier.bias"])
+
+
+def test_cnn_forward_is_conv_norm_relu_maxpool_then_global_average():
+    """A seeded tiny CNN with non-trivial batch-norm statistics, on a fixed input of 7 frames x 16 mel bins
+    (odd frames: max pooling rounds up), pinned to the forward recomputed from its weights."""
+    torch.manual_seed(0)
+    config = FmaCnnConfig(num_mel_bins=16, hidden_sizes=[4, 6], kernel_sizes=[3, 5], pool_sizes=[2, 2],
+                          id2label={0: "Folk", 1: "Pop", 2: "Rock"}, label2id={"Folk": 0, "Pop": 1, "Rock": 2})
+    model = FmaCnnForAudioClassification(config)
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point():  # every weight and statistic random (running_var positive)
+            tensor.copy_(torch.rand_like(tensor) + 0.5 if "running_var" in name else torch.randn_like(tensor))
+    model.eval()
+    input_values = torch.randn(3, 7, 16, generator=torch.Generator().manual_seed(2))  # (batch, frames, mel)
+    with torch.no_grad():
+        logits = model(input_values).logits
+        expected = _cnn_forward_from_weights(model.state_dict(), config, input_values)
+    assert logits.shape == (3, 3)
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(logits[0], logits[1])  # a pinned output that depends on the input
+
+
 def test_cnn_loss_accepts_soft_labels_from_mixup():
     model = FmaCnnForAudioClassification(FmaCnnConfig(num_mel_bins=MEL_BINS, hidden_sizes=[4, 4, 8, 8, 8])).eval()
     inputs, labels = _batch(2), torch.tensor([0, 1])
@@ -173,6 +211,64 @@ def test_adapt_position_embeddings_interpolates_a_longer_grid():
     torch.testing.assert_close(adapted[0, 2:].reshape(2, 7, hidden), rows[:, None, :].expand(2, 7, hidden))
     with pytest.raises(ValueError, match="do not match a 3 x 3 patch grid"):
         adapt_position_embeddings(embeddings, (3, 3), (2, 2))
+
+
+def _with_tokens(grid: torch.Tensor) -> torch.Tensor:
+    """(frequency, time, hidden) patch embeddings -> AST's (1, 2 + frequency * time, hidden), tokens first."""
+    return torch.cat([torch.full((2, grid.shape[-1]), -7.0), grid.reshape(-1, grid.shape[-1])]).unsqueeze(0)
+
+
+def _patches(adapted: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    return adapted[0, 2:].reshape(*grid, adapted.shape[-1])  # (frequency, time, hidden)
+
+
+def test_adapt_position_embeddings_interpolates_both_axes_by_hand():
+    """2 x 2 -> 4 x 4 on embeddings 40 f + 8 t: bilinear (half-pixel centres, edges held) maps the two
+    source positions of an axis onto [v0, (3 v0 + v1) / 4, (v0 + 3 v1) / 4, v1]."""
+    frequency_values, time_values = torch.tensor([0.0, 40.0]), torch.tensor([0.0, 8.0])
+    grid = (frequency_values[:, None] + time_values[None, :])[..., None]  # (2, 2, 1)
+    adapted = adapt_position_embeddings(_with_tokens(grid), (2, 2), (4, 4))
+    expected = torch.tensor([0.0, 10.0, 30.0, 40.0])[:, None] + torch.tensor([0.0, 2.0, 6.0, 8.0])[None, :]
+    torch.testing.assert_close(_patches(adapted, (4, 4))[..., 0], expected)
+    torch.testing.assert_close(adapted[0, :2], torch.full((2, 1), -7.0))
+
+
+@pytest.mark.parametrize(
+    "source, target",
+    [
+        ((2, 3), (5, 7)),  # both axes interpolated
+        ((4, 3), (2, 6)),  # frequency cut (centre rows 1-2), time interpolated
+        ((2, 6), (3, 2)),  # time cut (centre columns 2-3), frequency interpolated
+    ],
+)
+def test_adapt_position_embeddings_matches_a_2d_resize_of_the_grid(source, target):
+    """Random embeddings (varying along frequency and time) against torch's own bilinear resize of the whole
+    grid, with the centre kept on an axis that shrinks, as the AST authors do."""
+    hidden = 3
+    grid = torch.randn(*source, hidden, generator=torch.Generator().manual_seed(3))  # (frequency, time, hidden)
+    adapted = adapt_position_embeddings(_with_tokens(grid), source, target)
+    # An axis that shrinks keeps its centre: positions s // 2 - t // 2 onwards.
+    rows, columns = (
+        slice(s // 2 - t // 2, s // 2 - t // 2 + t) if t <= s else slice(None) for s, t in zip(source, target)
+    )
+    channels_first = grid[rows, columns].permute(2, 0, 1)[None]  # (1, hidden, frequency, time)
+    expected = torch.nn.functional.interpolate(channels_first, size=target, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(_patches(adapted, target), expected[0].permute(1, 2, 0))
+
+
+def test_pretrained_ast_interpolates_its_position_embeddings_to_more_mel_bins(ast_folder):
+    """The frequency branch of fine-tuning: 48 mel bins where the checkpoint had 32 (4 frequency patches
+    instead of 2), time unchanged; the model then runs on 48-bin inputs."""
+    source = ASTForAudioClassification.from_pretrained(ast_folder).audio_spectrogram_transformer
+    source_embeddings = source.embeddings.position_embeddings.detach()
+    model = load_pretrained_ast(str(ast_folder), 48, FRAMES, SMALL_GENRES)
+    assert patch_grid(model.config) == (4, 5)
+    adapted = model.audio_spectrogram_transformer.embeddings.position_embeddings.detach()
+    grid = source_embeddings[0, 2:].reshape(2, 5, HIDDEN).permute(2, 0, 1)[None]  # (1, hidden, 2, 5)
+    expected = torch.nn.functional.interpolate(grid, size=(4, 5), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(_patches(adapted, (4, 5)), expected[0].permute(1, 2, 0))
+    torch.testing.assert_close(adapted[0, :2], source_embeddings[0, :2])
+    assert model(_batch(2, mel_bins=48)).logits.shape == (2, len(SMALL_GENRES))
 
 
 def test_pretrained_ast_keeps_its_weights_on_a_new_input_shape(ast_folder):

@@ -19,7 +19,10 @@ import soundfile as sf
 import torch
 from transformers import ASTFeatureExtractor, pipeline
 
+import hf_fma.predict as predict_module
 from hf_fma import cli
+from hf_fma.evaluation import extractor_crop_seconds
+from hf_fma.features import AudioCropTransform
 from hf_fma.metadata import SMALL_GENRES
 from hf_fma.models.ast import build_ast, build_model
 from hf_fma.models.cnn import build_cnn
@@ -33,6 +36,7 @@ from hf_fma.predict import (
     window_samples,
     window_starts,
 )
+from hf_fma.training import DataArguments, ModelArguments, build_classifier, build_feature_extractor
 
 FFMPEG = shutil.which("ffmpeg")
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="the ffmpeg binary is not installed")
@@ -139,14 +143,39 @@ def library(tmp_path_factory) -> dict[str, Path]:
 # --- windows -----------------------------------------------------------------------------------------------
 
 
-def test_window_is_the_models_crop_length(feature_extractor):
-    """Exactly max_length fbank frames: one sample fewer loses a frame (so a window is never padded)."""
-    window = window_samples(feature_extractor)
-    unpadded = ASTFeatureExtractor(max_length=10 * MAX_LENGTH, do_normalize=False)  # padding frames stay 0
-    for samples, frames in ((window, MAX_LENGTH), (window - 1, MAX_LENGTH - 1)):
-        features = unpadded(np.zeros(samples, np.float32), sampling_rate=16000)["input_values"][0]
-        assert (np.abs(features).sum(axis=1) > 0).sum() == frames
-    assert window / feature_extractor.sampling_rate == pytest.approx(5.0, abs=0.02)
+@pytest.mark.filterwarnings("ignore:At least one mel filter has all zero values")  # AST's own 128-bin set-up
+@pytest.mark.parametrize("crop_seconds, crop_samples", [(3.0, 48_000), (5.0, 80_000)])
+def test_predict_cuts_the_windows_training_and_evaluation_cut(tmp_path, monkeypatch, crop_seconds, crop_samples):
+    """A model saved by training with crop_seconds crops: training's random crops, evaluation's crops and
+    predict's windows all hold crop_seconds x 16,000 samples (not the 48,240 that make 300 whole frames)."""
+    model_args = ModelArguments(model_family="cnn", model_name_or_path="tiny", feature_mean=-4.0, feature_std=4.0)
+    data_args = DataArguments(crop_seconds=crop_seconds)
+    extractor = build_feature_extractor(model_args, data_args, train=None)  # given statistics: no data read
+    folder = saved(build_classifier(model_args, extractor, SMALL_GENRES), extractor, tmp_path / "run")
+
+    audio = music(12.0, 16000, seed=4)[:, 0]
+    row = {"audio": [{"array": audio, "sampling_rate": 16000}], "genre": [0]}
+    # The transforms run_training and evaluate_model build (the latter from the saved extractor).
+    training_crop = AudioCropTransform(data_args.crop_seconds, "random", sampling_rate=extractor.sampling_rate)
+    loaded = load_classifier(folder, device="cpu")[1]
+    evaluation_crop = AudioCropTransform(extractor_crop_seconds(loaded), "center", sampling_rate=loaded.sampling_rate)
+    assert len(training_crop(row)["waveform"][0]) == crop_samples
+    assert len(evaluation_crop(row)["waveform"][0]) == crop_samples
+
+    windows = []
+    real_load_audio = predict_module.load_audio
+
+    def spy(*args, **kwargs):
+        window = real_load_audio(*args, **kwargs)
+        windows.append(len(window))
+        return window
+
+    monkeypatch.setattr(predict_module, "load_audio", spy)
+    path = tmp_path / "twelve_seconds.wav"
+    sf.write(path, audio, 16000)
+    [result] = predict_files(folder, [path], device="cpu")
+    assert result.ok and windows and set(windows) == {crop_samples}
+    assert window_samples(loaded) == crop_samples
 
 
 def test_window_starts_cover_the_track_and_end_at_its_end():
@@ -167,8 +196,6 @@ def test_a_long_track_is_the_mean_of_its_windows_decoded_one_at_a_time(tmp_path,
     path = tmp_path / "long.wav"
     sf.write(path, audio, 16000)
 
-    import hf_fma.predict as predict_module
-
     requests = []
     real_load_audio = predict_module.load_audio
 
@@ -181,7 +208,7 @@ def test_a_long_track_is_the_mean_of_its_windows_decoded_one_at_a_time(tmp_path,
 
     window = window_samples(feature_extractor)
     starts = window_starts(len(audio), window, hop=window)
-    assert result.ok and result.windows == len(starts) == 24  # 23 adjacent 5 s windows, one aligned to the end
+    assert result.ok and result.windows == len(starts) == 24  # 24 adjacent 5 s windows
     assert result.duration == pytest.approx(120.0, abs=0.01)
     assert all(duration <= window / 16000 + 1e-9 for _, duration in requests)
     assert [round(offset * 16000) for offset, _ in requests] == starts

@@ -196,6 +196,30 @@ def test_evaluate_command_reproduces_the_runs_test_metrics(sample_size_study, de
     assert markdown in capsys.readouterr().out
 
 
+def test_evaluation_report_puts_true_genres_on_rows():
+    """9 tracks: 4 Folk (3 right, 1 taken for Pop), 2 Pop (both right), 3 Rock (1 right, 2 taken for Folk).
+    The per-genre Tracks column counts true genres (4, 2, 3), not predictions (5, 3, 1)."""
+    genres = ["Folk", "Pop", "Rock"]
+    scores = {"accuracy": 6 / 9, "macro_f1": 0.6, "confusion_matrix": [[3, 1, 0], [0, 2, 0], [2, 0, 1]],
+              "per_genre_precision": {"Folk": 0.6, "Pop": 2 / 3, "Rock": 1.0},
+              "per_genre_recall": {"Folk": 0.75, "Pop": 1.0, "Rock": 1 / 3}}
+    evaluation = {"labels": genres, "num_tracks": 9, "n_crops": 2, "crop_seconds": 5.0, "clip": scores, "track": scores}
+    markdown = reporting.evaluation_markdown(evaluation)
+    assert "| Folk | 0.600 | 0.750 | 4 |" in markdown and "| Rock | 1.000 | 0.333 | 3 |" in markdown
+    assert "| Folk | 3 | 1 | 0 |" in markdown and "| Rock | 2 | 0 | 1 |" in markdown
+
+
+def test_a_run_without_crop_seconds_reports_its_extractor_s_crop(tmp_path):
+    """300 frames of 10 ms: 3 s crops, read from preprocessor_config.json when run_config.yaml lacks them."""
+    folder = write_run(tmp_path / "run", "AST", seed=0, tracks=100, accuracy=0.5, downscale=1)
+    config = json.loads((folder / "preprocessor_config.json").read_text())
+    (folder / "preprocessor_config.json").write_text(json.dumps({**config, "max_length": 300}))
+    run_config = yaml.safe_load((folder / "run_config.yaml").read_text())
+    del run_config["crop_seconds"]
+    (folder / "run_config.yaml").write_text(yaml.safe_dump(run_config))
+    assert reporting.Run.load(folder).features == "log-mel 128x300, 3 s"
+
+
 def test_evaluate_errors_are_reported_before_loading(tmp_path, capsys):
     assert reporting.evaluate_main([str(tmp_path), "--data_dir", str(tmp_path / "missing")]) == 2
     assert "is not a folder" in capsys.readouterr().err
