@@ -26,7 +26,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_SAMPLE = REPO_ROOT.parent / "shared" / "fma-sample"
+# Real FMA files vendored in the repository (tests/data/README.md gives their source and licences).
+FMA_SAMPLE = Path(__file__).resolve().parent / "data" / "fma-sample"
 
 
 @pytest.fixture(autouse=True)
@@ -42,10 +43,8 @@ def _seed():
 
 @pytest.fixture(scope="session")
 def fma_sample() -> Path:
-    """The real FMA sample in ../shared/fma-sample (skip when this checkout has none beside it)."""
-    if not SHARED_SAMPLE.is_dir():
-        pytest.skip("../shared/fma-sample is not present")
-    return SHARED_SAMPLE
+    """Real FMA files in the official layout: tracks.csv records, genres.csv and a 10 s excerpt of track 2."""
+    return FMA_SAMPLE
 
 
 @pytest.fixture(scope="session")
