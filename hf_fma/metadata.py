@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import os
 from dataclasses import dataclass
 
 import pandas as pd
@@ -132,7 +133,9 @@ def load_genres(path_or_file) -> pd.DataFrame:
 
 def _source_name(path_or_file) -> str:
     """The file name an error should give: the path, or an open file's name."""
-    return str(getattr(path_or_file, "name", path_or_file))
+    if isinstance(path_or_file, (str, os.PathLike)):
+        return str(path_or_file)
+    return str(getattr(path_or_file, "name", "tracks.csv or genres.csv"))
 
 
 def _list_cell(cell, source: str, track_id, column) -> list:
