@@ -214,7 +214,7 @@ def _audio_files_under(folder: Path) -> list[Path]:
             subfolders[:] = []
             continue
         searched.add(real)
-        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))  # the first link wins
         files.extend(
             Path(root, name) for name in names
             if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS and Path(root, name).is_file()

@@ -292,3 +292,11 @@ def test_stats_command_writes_the_feature_extractor_training_loads(demo_dir, tmp
     extractor = AutoFeatureExtractor.from_pretrained(output, trust_remote_code=True)
     assert extractor.mean == pytest.approx(record["mean"]) and extractor.std == pytest.approx(record["std"])
     assert (extractor.max_length, extractor.time_downscale, extractor.frequency_downscale) == (512, 4, 1)
+
+
+def test_stats_command_reads_a_relative_data_dir_from_the_working_directory(demo_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(demo_dir.parent)
+    argv = ["--data_dir", demo_dir.name, "--config", "small", "--output_dir", str(tmp_path), "--max_tracks", "2",
+            "--num_workers", "0", "--max_length", "128"]
+    assert stats_main(argv) == 0
+    assert json.loads((tmp_path / "fbank_stats.json").read_text())["num_tracks"] == 2
