@@ -357,8 +357,10 @@ class Fma(datasets.GeneratorBasedBuilder):
             if os.path.isfile(source):
                 _open_zip(source).close()  # a truncated local zip is named now, not by fsspec later
             return dl_manager.extract(source)
-        cache_dir = dl_manager.download_config.cache_dir or datasets.config.DOWNLOADED_DATASETS_PATH
-        return _extract_zip(source, os.path.join(cache_dir, "extracted", "hf_fma"))
+        config = dl_manager.download_config
+        cache_dir = config.cache_dir or datasets.config.DOWNLOADED_DATASETS_PATH
+        # force_extract is set by download_mode="force_redownload".
+        return _extract_zip(source, os.path.join(cache_dir, "extracted", "hf_fma"), config.force_extract)
 
 
 def _text(value) -> Optional[str]:
@@ -423,8 +425,9 @@ def _member_escapes(info: zipfile.ZipInfo) -> bool:
     return is_symlink or name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in parts
 
 
-def _extract_zip(zip_path: str, extract_root: str) -> str:
-    """Extract a zip once, all or nothing, into a folder named after its path, size and mtime.
+def _extract_zip(zip_path: str, extract_root: str, force: bool = False) -> str:
+    """Extract a zip once (again with `force`), all or nothing, into a folder named after its path, size
+    and mtime.
 
     Written here rather than with `dl_manager.extract`, which keys its output on the path alone, keeps a
     half-extracted folder after an error, and reports a damaged member without naming it or the zip."""
@@ -433,7 +436,9 @@ def _extract_zip(zip_path: str, extract_root: str) -> str:
     name = os.path.basename(zip_path)
     target = os.path.join(extract_root, f"{name}-{key}")
     if os.path.isdir(target):  # only ever created complete, by the rename below
-        return target
+        if not force:
+            return target
+        shutil.rmtree(target)
     os.makedirs(extract_root, exist_ok=True)
     with _open_zip(zip_path) as archive:
         members = archive.infolist()
@@ -451,15 +456,7 @@ def _extract_zip(zip_path: str, extract_root: str) -> str:
                     os.makedirs(destination, exist_ok=True)
                     continue
                 os.makedirs(os.path.dirname(destination), exist_ok=True)
-                try:
-                    with archive.open(member) as source, open(destination, "wb") as out:
-                        shutil.copyfileobj(source, out, 1 << 20)
-                except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-                    raise ValueError(
-                        f"{zip_path} is damaged: its member {member.filename} cannot be read ({error}). Delete "
-                        "the zip and download it again (keep verify_sha1=True to have it checked); nothing of "
-                        "it was kept."
-                    ) from error
+                _copy_member(archive, member, destination, zip_path)
             try:
                 os.rename(partial, target)
             except OSError:  # another process finished the same extraction first: use its folder
@@ -468,6 +465,23 @@ def _extract_zip(zip_path: str, extract_root: str) -> str:
         finally:
             shutil.rmtree(partial, ignore_errors=True)
     return target
+
+
+def _copy_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, destination: str, zip_path: str) -> None:
+    """Copy one member out; a member that cannot be read (bad data, a CRC mismatch, a truncated zip) is
+    an error naming it, while errors writing (a full disk) keep their own message."""
+    with open(destination, "wb") as out:
+        try:
+            with archive.open(member) as source:
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    out.write(block)
+        except (EOFError, zipfile.BadZipFile, zlib.error, OSError) as error:
+            if isinstance(error, OSError) and error.errno is not None:  # the disk, not the zip
+                raise
+            raise ValueError(
+                f"{zip_path} is damaged: its member {member.filename} cannot be read ({error}). Delete the zip "
+                "and download it again (keep verify_sha1=True to have it checked); nothing of it was kept."
+            ) from error
 
 
 def _open_audio(audio_folder: str, track_id: int, streaming: bool):
