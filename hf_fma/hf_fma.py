@@ -296,6 +296,11 @@ class Fma(datasets.GeneratorBasedBuilder):
         records = {split: {} for split in SPLIT_NAMES}
         for track_id, row in tracks.iterrows():
             genre_top = row["track", "genre_top"]
+            if isinstance(genre_top, str) and genre_top not in label_of:
+                raise ValueError(
+                    f"tracks.csv: track {track_id}, column track.genre_top: {genre_top!r} is not a genre of FMA "
+                    f"{config.subset} ({', '.join(config.genre_names)}), yet its set.subset says {config.subset}"
+                )
             records[row["set", "split"]][int(track_id)] = {
                 "track_id": int(track_id),
                 # -1 is ClassLabel's "no label": large/full tracks with several or no root genres.

@@ -20,7 +20,7 @@ from datasets.exceptions import DatasetGenerationError
 from hf_fma import demo, metadata
 from hf_fma.hf_fma import ARCHIVES, Fma
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, with_cell
 
 SCRIPT = str(REPO_ROOT / "hf_fma")
 SPLITS = ("train", "validation", "test")
@@ -246,6 +246,13 @@ def test_real_tracks_get_their_official_split_and_the_known_bad_id_is_dropped(co
     if config == "large":  # tracks 20 and 185 have an empty genre_top in the real file
         genre_of = dict(zip(train["track_id"], train["genre"])) | dict(zip(dataset["test"]["track_id"], dataset["test"]["genre"]))
         assert genre_of[20] == genre_of[185] == -1
+
+
+def test_a_small_track_of_another_genre_is_named(real_data_dir):
+    tracks_csv = real_data_dir / "fma_metadata" / "tracks.csv"
+    with_cell(tracks_csv, tracks_csv, 10, ("track", "genre_top"), "Jazz")  # top-level, but not one of small's
+    with pytest.raises(ValueError, match="tracks.csv: track 10, column track.genre_top: 'Jazz' is not a genre of FMA small"):
+        load("small", real_data_dir)
 
 
 # mini of the demo with 10 tracks per genre: the study's set must not change silently (an order by id

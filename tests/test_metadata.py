@@ -1,14 +1,14 @@
 """The metadata parser against the real tracks.csv sample and the reference loader's reading of it."""
 
 import ast
-import csv
-import io
 import re
 
 import pandas as pd
 import pytest
 
 from hf_fma import metadata
+
+from .conftest import with_cell
 
 
 @pytest.fixture(scope="module")
@@ -90,17 +90,6 @@ def test_official_split_and_subset_cells_as_read_by_eye(sample_tracks_csv):
     assert sorted(metadata.subset_tracks(tracks, "small").index) == [2, 5, 10, 148, 182, 459]
 
 
-def _with_cell(sample_tracks_csv, tmp_path, track_id, column, value):
-    """The real tracks.csv records with one cell changed, written back as pandas writes (QUOTE_MINIMAL)."""
-    rows = list(csv.reader(io.StringIO(sample_tracks_csv.read_text(encoding="utf-8"))))
-    index = next(i for i, (group, name) in enumerate(zip(rows[0], rows[1])) if (group, name) == column)
-    next(row for row in rows[3:] if row[0] == str(track_id))[index] = value
-    path = tmp_path / "tracks.csv"
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        csv.writer(f, lineterminator="\n").writerows(rows)
-    return path
-
-
 @pytest.mark.parametrize(
     "track_id, column, value, problem",
     [
@@ -113,7 +102,7 @@ def _with_cell(sample_tracks_csv, tmp_path, track_id, column, value):
     ],
 )
 def test_a_bad_tracks_csv_cell_is_named_by_file_track_and_column(sample_tracks_csv, tmp_path, track_id, column, value, problem):
-    path = _with_cell(sample_tracks_csv, tmp_path, track_id, column, value)
+    path = with_cell(sample_tracks_csv, tmp_path / "tracks.csv", track_id, column, value)
     expected = f"{path}: track {track_id}, column {'.'.join(column)}: {problem}"
     with pytest.raises(ValueError, match=re.escape(expected)):
         metadata.load_tracks(path)
