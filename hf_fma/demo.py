@@ -58,7 +58,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from hf_fma.metadata import ARCHIVES, KNOWN_BAD_TRACK_IDS, SMALL_GENRES, SUBSETS, audio_path
+from hf_fma.metadata import ARCHIVES, DEMO_ARCHIVE_COMMENT, KNOWN_BAD_TRACK_IDS, SMALL_GENRES, SUBSETS, audio_path
 
 __all__ = [
     "DEMO_CLIP_SECONDS",
@@ -998,6 +998,7 @@ def _write_archive(path: Path, members: list[tuple[str, bytes]]) -> None:
     checksums = "".join(f"{hashlib.sha1(data).hexdigest()}  {name}\n" for name, data in members).encode()
     partial = path.with_name(path.name + ".partial")  # a crash never leaves a valid-looking half archive
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_BZIP2) as archive:
+        archive.comment = DEMO_ARCHIVE_COMMENT
         for name, data in [("README.txt", _README), ("checksums", checksums), *members]:
             info = zipfile.ZipInfo(f"{folder}/{name}", date_time=_ARCHIVE_DATE)
             info.compress_type = zipfile.ZIP_BZIP2

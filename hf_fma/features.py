@@ -684,8 +684,10 @@ def stats_main(argv: list[str] | None = None) -> int:
         num_mel_bins=args.num_mel_bins, max_length=args.max_length,
         frequency_downscale=args.frequency_downscale, time_downscale=args.time_downscale,
     )
+    # datasets resolves a relative data_dir against the loading script's folder, not the working directory.
+    data_dir = str(Path(args.data_dir).expanduser().absolute())
     dataset = datasets.load_dataset(
-        str(Path(__file__).parent), args.config, data_dir=args.data_dir, split=args.split, trust_remote_code=True
+        str(Path(__file__).parent), args.config, data_dir=data_dir, split=args.split, trust_remote_code=True
     )
     stats = compute_fbank_stats(
         dataset, num_mel_bins=args.num_mel_bins, sampling_rate=extractor.sampling_rate,

@@ -26,16 +26,35 @@ rather than in archive order (`iter_archive`) is what lets a balanced config rep
 by the next one in its ranking, identically in both modes.
 
 Every audio file is opened and its first second decoded while the split is prepared: known bad tracks
-(`metadata.KNOWN_BAD_TRACK_IDS`), files that cannot be decoded and files shorter than `min_duration`
-are left out, and one `BadAudioWarning` per split lists their ids and reasons.
+(`metadata.KNOWN_BAD_TRACK_IDS`), files that cannot be read or decoded and files shorter than
+`min_duration` are left out, and one `BadAudioWarning` per split lists their ids and reasons. A split
+that keeps no track is an error naming the folder and what is missing; one that loses more than
+`_LOSS_WARNING_SHARE` of its tracks gets a second, louder warning with the count.
+
+Damaged, changed and partial data:
+- A zip in `data_dir` named like an official archive is checked against the official sha1 once (the
+  result is remembered in `<zip>.sha1`, valid only for that zip's size and mtime); the demo's archives
+  say in their zip comment that they are not official ones and are not checked. `verify_sha1=False`
+  skips the check.
+- Zips are extracted all or nothing (into a temporary folder, renamed when complete) and a member that
+  cannot be read is an error naming the zip and the member; a member whose path would leave the
+  extraction folder (`../`, an absolute path, a symlink) makes the whole archive refused.
+- The prepared dataset's cache is keyed on the size and mtime of the zips and of every file in the
+  extracted folders in `data_dir` (`FmaConfig.create_config_id`): changing the data prepares it again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
+import shutil
+import stat
+import tempfile
 import warnings
+import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Optional
@@ -45,6 +64,7 @@ import soundfile as sf
 
 from .metadata import (
     ARCHIVES,
+    DEMO_ARCHIVE_COMMENT,
     FMA_BASE_URL,
     KNOWN_BAD_TRACK_IDS,
     SMALL_GENRES,
@@ -85,7 +105,17 @@ _LICENSE = "Metadata: CC BY 4.0. Audio: each track under its artist's Creative C
 
 
 class BadAudioWarning(UserWarning):
-    """Tracks left out of a split because their audio is known bad, undecodable or too short."""
+    """Tracks left out of a split because their audio is known bad, missing, undecodable or too short."""
+
+
+# A split losing more than this share of its tracks, and more than _FEW_BAD_FILES of them, is warned
+# about loudly: FMA's bad files are a few per thousand tracks (6 of small's 8,000, 21 of medium's 25,000),
+# so a tenth missing means a folder was not extracted or an archive is incomplete. The floor keeps small
+# splits (mini's 100, the demo's 8 to 17 tracks) from crying wolf over one bad file.
+_LOSS_WARNING_SHARE = 0.1
+_FEW_BAD_FILES = 10
+# How many left-out tracks a warning lists by id (a missing folder would otherwise list thousands).
+_LISTED_TRACKS = 20
 
 
 @dataclass
@@ -101,6 +131,9 @@ class FmaConfig(datasets.BuilderConfig):
         verify_sha1 (`bool`, defaults to `True`): check downloaded archives against the official sha1
             (once; the result is remembered beside the download). Off for re-packed mirrors.
         min_duration (`float`, defaults to 2.0): audio shorter than this many seconds is left out.
+
+    The cache of a prepared dataset is keyed on these fields and, with `data_dir`, on the data itself
+    (`create_config_id`).
     """
 
     subset: str = "small"
@@ -112,6 +145,16 @@ class FmaConfig(datasets.BuilderConfig):
     @property
     def genre_names(self) -> tuple[str, ...]:
         return SMALL_GENRES if self.subset == "small" else TOP_GENRES
+
+    def create_config_id(self, *args, **kwargs) -> str:
+        """datasets' id (the name and the keyword arguments, `data_dir` by its path) plus a fingerprint of
+        what `data_dir` holds, so that a changed zip or extracted folder is prepared again instead of the
+        cache built from the old data being returned."""
+        config_id = super().create_config_id(*args, **kwargs)
+        if not self.data_dir:
+            return config_id
+        names = (ARCHIVES["metadata"].name, ARCHIVES[self.subset].name)
+        return f"{config_id}-data-{_data_fingerprint(os.path.expanduser(self.data_dir), names)}"
 
 
 class Fma(datasets.GeneratorBasedBuilder):
@@ -172,40 +215,28 @@ class Fma(datasets.GeneratorBasedBuilder):
                     "quotas": quotas,
                     "audio_folder": os.path.join(audio_root, audio_archive.name),
                     "streaming": streaming,
+                    "split": split,
                 },
             )
             for split, (records, quotas) in self._select_tracks(tracks, genres).items()
         ]
 
-    def _generate_examples(self, records, quotas, audio_folder, streaming):
+    def _generate_examples(self, records, quotas, audio_folder, streaming, split):
         left_out = {}  # track_id -> reason, reported once per split
         taken = Counter()  # genre label -> tracks yielded, to fill `quotas`
         for track_id, record in records.items():
             if quotas is not None and taken[record["genre"]] >= quotas[record["genre"]]:
                 continue
-            location = os.path.join(audio_folder, audio_path(track_id))
-            if streaming:
-                try:
-                    with open(location, "rb") as f:
-                        data = f.read()
-                except FileNotFoundError:
-                    left_out[track_id] = f"no file {audio_path(track_id)} in the audio archive"
-                    continue
-                source, audio = io.BytesIO(data), {"path": location, "bytes": data}
-            elif not os.path.isfile(location):
-                left_out[track_id] = f"no file {location}"
-                continue
-            else:
-                source, audio = location, {"path": location, "bytes": None}
-            duration, problem = self._probe(source)
+            source, audio, problem = _open_audio(audio_folder, track_id, streaming)
+            if not problem:
+                duration, problem = self._probe(source)
             if problem:
                 left_out[track_id] = problem
                 continue
             taken[record["genre"]] += 1
             yield track_id, {**record, "audio": audio, "duration": duration}
-        if left_out:
-            listing = "; ".join(f"{track_id:06d}: {reason}" for track_id, reason in sorted(left_out.items()))
-            warnings.warn(f"FMA {self.config.name}: {len(left_out)} track(s) left out: {listing}", BadAudioWarning)
+        expected = len(records) if quotas is None else min(len(records), sum(quotas.values()))
+        self._report_left_out(split, audio_folder, expected, sum(taken.values()), left_out)
         if quotas is not None:
             names = self.config.genre_names
             short = [f"{names[label]} {taken[label]} of {quota}" for label, quota in quotas.items() if taken[label] < quota]
@@ -213,6 +244,32 @@ class Fma(datasets.GeneratorBasedBuilder):
                 warnings.warn(f"FMA {self.config.name}: fewer usable tracks than asked for: {'; '.join(short)}")
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _report_left_out(self, split, audio_folder, expected, kept, left_out) -> None:
+        """One BadAudioWarning listing the left-out tracks; an error when the split keeps none of the
+        tracks tracks.csv gives it, a louder warning when it lost more than _LOSS_WARNING_SHARE."""
+        if not left_out:
+            return
+        listing = "; ".join(f"{t:06d}: {reason}" for t, reason in sorted(left_out.items())[:_LISTED_TRACKS])
+        if len(left_out) > _LISTED_TRACKS:
+            listing += f"; and {len(left_out) - _LISTED_TRACKS} more"
+        missing = sum(reason.startswith("no file") for reason in left_out.values())
+        causes = f"{missing} file(s) missing, {len(left_out) - missing} unusable"
+        archive = ARCHIVES[self.config.subset].filename
+        if kept == 0 and expected:
+            raise ValueError(
+                f"FMA {self.config.name}: split {split!r} has no usable audio: tracks.csv lists {expected} "
+                f"track(s) for it and none could be read from {audio_folder} ({causes}: {listing}). Extract "
+                f"{archive} completely into data_dir (or put the zip itself there), or download it again."
+            )
+        warnings.warn(f"FMA {self.config.name}: {len(left_out)} track(s) of split {split!r} left out: {listing}", BadAudioWarning)
+        if len(left_out) > max(_LOSS_WARNING_SHARE * (kept + len(left_out)), _FEW_BAD_FILES):
+            warnings.warn(
+                f"FMA {self.config.name}: split {split!r} LOST {len(left_out)} OF ITS {kept + len(left_out)} "
+                f"TRACKS ({causes}) in {audio_folder}: a few bad files are normal in FMA, this many means "
+                f"{archive} is incomplete or was not fully extracted. Check data_dir, or download it again.",
+                BadAudioWarning,
+            )
 
     def _select_tracks(self, tracks, genres) -> dict[str, tuple[dict[int, dict], Optional[dict[int, int]]]]:
         """Per split: the config's candidate tracks as example records without audio, in the order
@@ -239,6 +296,11 @@ class Fma(datasets.GeneratorBasedBuilder):
         records = {split: {} for split in SPLIT_NAMES}
         for track_id, row in tracks.iterrows():
             genre_top = row["track", "genre_top"]
+            if isinstance(genre_top, str) and genre_top not in label_of:
+                raise ValueError(
+                    f"tracks.csv: track {track_id}, column track.genre_top: {genre_top!r} is not a genre of FMA "
+                    f"{config.subset} ({', '.join(config.genre_names)}), yet its set.subset says {config.subset}"
+                )
             records[row["set", "split"]][int(track_id)] = {
                 "track_id": int(track_id),
                 # -1 is ClassLabel's "no label": large/full tracks with several or no root genres.
@@ -258,7 +320,7 @@ class Fma(datasets.GeneratorBasedBuilder):
                 # Decode the first second: a valid header alone does not prove the audio decodes.
                 f.read(min(f.frames, f.samplerate), dtype="float32")
         except Exception as error:  # soundfile raises several types; every one means "unusable"
-            return None, f"cannot be decoded ({type(error).__name__}: {error})"
+            return None, _undecodable_reason(source, error)
         if duration < self.config.min_duration:
             return None, f"{duration:.2f} s of audio, under min_duration={self.config.min_duration} s"
         return duration, None
@@ -272,6 +334,8 @@ class Fma(datasets.GeneratorBasedBuilder):
                 return data_dir
             zip_path = os.path.join(data_dir, archive.filename)
             if os.path.isfile(zip_path):
+                if self.config.verify_sha1 and not _is_demo_archive(zip_path):
+                    _verify_sha1(zip_path, archive, f"data_dir={data_dir!r}")
                 return zip_path
             if not os.path.isdir(data_dir):
                 raise FileNotFoundError(
@@ -292,30 +356,192 @@ class Fma(datasets.GeneratorBasedBuilder):
     @staticmethod
     def _extracted(dl_manager, source: str) -> str:
         """A folder for an extracted folder; a zip is extracted once (or, streaming, opened lazily)."""
-        return source if os.path.isdir(source) else dl_manager.extract(source)
+        if os.path.isdir(source):
+            return source
+        if getattr(dl_manager, "is_streaming", False):
+            if os.path.isfile(source):
+                _open_zip(source).close()  # a truncated local zip is named now, not by fsspec later
+            return dl_manager.extract(source)
+        config = dl_manager.download_config
+        cache_dir = config.cache_dir or datasets.config.DOWNLOADED_DATASETS_PATH
+        # force_extract is set by download_mode="force_redownload".
+        return _extract_zip(source, os.path.join(cache_dir, "extracted", "hf_fma"), config.force_extract)
 
 
 def _text(value) -> Optional[str]:
     return value if isinstance(value, str) else None
 
 
-def _verify_sha1(path: str, archive, url: str) -> None:
-    """Check a downloaded archive against its official sha1, once: hashing fma_full takes hours, so a
-    success is remembered in a file beside the download."""
+def _verify_sha1(path: str, archive, origin: str) -> None:
+    """Check an archive against its official sha1, once: hashing fma_full takes hours, so a success is
+    remembered in `<path>.sha1` with the file's size and mtime, and trusted only while they and the
+    official sha1 are unchanged."""
     marker = path + ".sha1"
-    if os.path.exists(marker):
-        with open(marker) as f:
-            if f.read().strip() == archive.sha1:
+    info = os.stat(path)
+    checked = {"sha1": archive.sha1, "size": info.st_size, "mtime_ns": info.st_mtime_ns}
+    try:
+        with open(marker, encoding="utf-8") as f:
+            if json.load(f) == checked:
                 return
+    except (OSError, ValueError):  # no marker, or one this code did not write: hash the file
+        pass
     digest = hashlib.sha1()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 23), b""):
             digest.update(block)
     if digest.hexdigest() != archive.sha1:
         raise ValueError(
-            f"{archive.filename} from {url} has sha1 {digest.hexdigest()}, but the official archive's is "
-            f"{archive.sha1}: the download is damaged or not the official file. Delete {path} and load "
-            "again, or pass verify_sha1=False for a mirror that re-packs the archives."
+            f"{archive.filename} from {origin} has sha1 {digest.hexdigest()}, but the official archive's is "
+            f"{archive.sha1}: it is damaged, truncated or not the official file. Delete {path} and download "
+            "it again, or pass verify_sha1=False for a mirror that re-packs the archives."
         )
-    with open(marker, "w") as f:
-        f.write(archive.sha1)
+    try:
+        with open(marker, "w", encoding="utf-8") as f:
+            json.dump(checked, f)
+    except OSError:  # a read-only data_dir: the check is simply repeated next time
+        pass
+
+
+def _is_demo_archive(path: str) -> bool:
+    """Whether a zip says it is an `hf-fma make-demo` archive (synthesized, so no official sha1 applies)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.comment == DEMO_ARCHIVE_COMMENT
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _open_zip(path: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{path} cannot be opened as a zip ({error}): it is truncated or damaged. Delete it and download "
+            "it again (keep verify_sha1=True to have it checked against the official sha1)."
+        ) from error
+
+
+def _member_escapes(info: zipfile.ZipInfo) -> bool:
+    """Whether extracting a member could write outside the extraction folder: an absolute path, a drive,
+    a `..` component, or a symlink entry (which would point writes elsewhere)."""
+    name = info.filename.replace("\\", "/")
+    parts = name.split("/")
+    is_symlink = stat.S_ISLNK(info.external_attr >> 16)
+    return is_symlink or name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in parts
+
+
+def _extract_zip(zip_path: str, extract_root: str, force: bool = False) -> str:
+    """Extract a zip once (again with `force`), all or nothing, into a folder named after its path, size
+    and mtime.
+
+    Written here rather than with `dl_manager.extract`, which keys its output on the path alone, keeps a
+    half-extracted folder after an error, and reports a damaged member without naming it or the zip."""
+    info = os.stat(zip_path)
+    key = hashlib.sha1(f"{os.path.abspath(zip_path)}|{info.st_size}|{info.st_mtime_ns}".encode()).hexdigest()[:16]
+    name = os.path.basename(zip_path)
+    target = os.path.join(extract_root, f"{name}-{key}")
+    if os.path.isdir(target):  # only ever created complete, by the rename below
+        if not force:
+            return target
+        shutil.rmtree(target)
+    os.makedirs(extract_root, exist_ok=True)
+    with _open_zip(zip_path) as archive:
+        members = archive.infolist()
+        escaping = [member.filename for member in members if _member_escapes(member)]
+        if escaping:
+            raise ValueError(
+                f"{zip_path} holds member(s) whose path leaves the extraction folder: {', '.join(escaping[:5])}. "
+                "No official FMA archive does; nothing was extracted. Delete it and download the official archive."
+            )
+        partial = tempfile.mkdtemp(prefix=f"{name}-{key}.", suffix=".partial", dir=extract_root)
+        try:
+            for member in members:
+                destination = os.path.join(partial, member.filename)
+                if member.is_dir():
+                    os.makedirs(destination, exist_ok=True)
+                    continue
+                os.makedirs(os.path.dirname(destination), exist_ok=True)
+                _copy_member(archive, member, destination, zip_path)
+            try:
+                os.rename(partial, target)
+            except OSError:  # another process finished the same extraction first: use its folder
+                if not os.path.isdir(target):
+                    raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def _copy_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, destination: str, zip_path: str) -> None:
+    """Copy one member out; a member that cannot be read (bad data, a CRC mismatch, a truncated zip) is
+    an error naming it, while errors writing (a full disk) keep their own message."""
+    with open(destination, "wb") as out:
+        try:
+            with archive.open(member) as source:
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    out.write(block)
+        except (EOFError, zipfile.BadZipFile, zlib.error, OSError) as error:
+            if isinstance(error, OSError) and error.errno is not None:  # the disk, not the zip
+                raise
+            raise ValueError(
+                f"{zip_path} is damaged: its member {member.filename} cannot be read ({error}). Delete the zip "
+                "and download it again (keep verify_sha1=True to have it checked); nothing of it was kept."
+            ) from error
+
+
+def _open_audio(audio_folder: str, track_id: int, streaming: bool):
+    """(source to probe, the example's `audio`, None), or (None, None, why the file cannot be read).
+    Streaming, the file is a member of the zip, read whole; otherwise a file the example points at."""
+    location = os.path.join(audio_folder, audio_path(track_id))
+    if not streaming:
+        if not os.path.isfile(location):
+            return None, None, f"no file {location}"
+        return location, {"path": location, "bytes": None}, None
+    try:
+        with open(location, "rb") as f:  # datasets' streaming patches `open` to read inside the zip
+            data = f.read()
+    except FileNotFoundError:
+        return None, None, f"no file {audio_path(track_id)} in the audio archive"
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        return None, None, f"its zip member {audio_path(track_id)} is damaged ({type(error).__name__}: {error})"
+    return io.BytesIO(data), {"path": location, "bytes": data}, None
+
+
+def _undecodable_reason(source, error: Exception) -> str:
+    """What is wrong with a file soundfile cannot open: libsndfile says "File does not exist" for an
+    existing file it does not recognise, so the bytes are looked at instead."""
+    if isinstance(source, io.BytesIO):
+        head, size = source.getvalue()[:10], len(source.getvalue())
+    else:
+        size = os.path.getsize(source)
+        with open(source, "rb") as f:
+            head = f.read(10)
+    if size == 0:
+        return "the file is empty (0 bytes)"
+    if head[:3] == b"ID3" and len(head) == 10:
+        tag_size = 10 + ((head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | head[9] & 0x7F)
+        if tag_size >= size:
+            return f"the file holds only an ID3 tag ({size} bytes) and no audio frames"
+    detail = str(error).rsplit(": ", 1)[-1]
+    if "does not exist" in detail:
+        detail = "format not recognised"
+    return f"cannot be decoded as audio ({size} bytes, starting {head[:4]!r}; {type(error).__name__}: {detail})"
+
+
+def _data_fingerprint(data_dir: str, names) -> str:
+    """A digest of the size and mtime of `names`' zips and of every file in their extracted folders in
+    data_dir: stat calls only (about a second for fma_full's 106,574 files), no reading."""
+    entries = []
+    for name in names:
+        for root in (os.path.join(data_dir, name + ".zip"), os.path.join(data_dir, name)):
+            if os.path.isfile(root):
+                entries.append(_stat_entry(root, data_dir))
+            for folder, subfolders, files in os.walk(root):
+                subfolders.sort()
+                entries.extend(_stat_entry(os.path.join(folder, file), data_dir) for file in sorted(files))
+    return hashlib.sha1("\n".join(entries).encode()).hexdigest()[:16]
+
+
+def _stat_entry(path: str, data_dir: str) -> str:
+    info = os.stat(path)
+    return f"{os.path.relpath(path, data_dir)}|{info.st_size}|{info.st_mtime_ns}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import os
 from dataclasses import dataclass
 
 import pandas as pd
@@ -45,6 +46,10 @@ ARCHIVES = {
     "full": Archive("fma_full", "0f0ace23fbe9ba30ecb7e95f763e435ea802b8ab", "879 GiB"),
 }
 
+# The zip comment of `hf-fma make-demo`'s archives: they carry the official names but not the official
+# content, and say so, so that the loading script does not check them against the official sha1.
+DEMO_ARCHIVE_COMMENT = b"hf-fma make-demo: synthesized, not an official FMA archive"
+
 # Ordered as the reference loader orders its categorical: a track's `subset` cell is the smallest
 # subset holding it, and every subset contains the smaller ones.
 SUBSETS = ("small", "medium", "large")
@@ -70,17 +75,38 @@ _DATE_COLUMNS = [
     ("track", "date_created"), ("track", "date_recorded"), ("album", "date_created"), ("album", "date_released"),
     ("artist", "date_created"), ("artist", "active_year_begin"), ("artist", "active_year_end"),
 ]  # fmt: skip
+_REQUIRED_COLUMNS = [("set", "split"), ("set", "subset"), ("track", "genre_top"), ("track", "title"),
+                     ("artist", "name"), ("album", "title"), *_LIST_COLUMNS, *_DATE_COLUMNS]
+_GENRE_COLUMNS = ("#tracks", "parent", "title", "top_level")
 _CATEGORY_COLUMNS = [("track", "genre_top"), ("track", "license"), ("album", "type"), ("album", "information"), ("artist", "bio")]
 
 
 def load_tracks(path_or_file) -> pd.DataFrame:
     """tracks.csv as the reference loader gives it: two-level columns, literal lists parsed, dates,
-    and `("set", "subset")` as an ordered categorical (small < medium < large)."""
+    and `("set", "subset")` as an ordered categorical (small < medium < large).
+
+    A cell the loader cannot use is a `ValueError` naming the file, the track id and the column: on the
+    real 106,574-record file nothing else would find it."""
+    source = _source_name(path_or_file)
     tracks = pd.read_csv(path_or_file, index_col=0, header=[0, 1])
+    missing = [f"{group}.{name}" for group, name in _REQUIRED_COLUMNS if (group, name) not in tracks.columns]
+    if missing:
+        raise ValueError(f"{source} lacks the column(s) {', '.join(missing)}: it is not FMA's tracks.csv")
+    if not pd.api.types.is_integer_dtype(tracks.index):
+        bad = next(value for value in tracks.index if not str(value).isdigit())
+        raise ValueError(f"{source}: the track id {bad!r} is not a whole number (the first column holds track ids)")
     for column in _LIST_COLUMNS:
-        tracks[column] = tracks[column].map(ast.literal_eval)
+        cells = [_list_cell(cell, source, track_id, column) for track_id, cell in tracks[column].items()]
+        tracks[column] = pd.Series(cells, index=tracks.index, dtype=object)
     for column in _DATE_COLUMNS:
-        tracks[column] = pd.to_datetime(tracks[column])
+        dates = pd.to_datetime(tracks[column], errors="coerce")
+        _reject(tracks[column], dates.isna() & tracks[column].notna(), source, column, "is not a date")
+        tracks[column] = dates
+    for column, valid in ((("set", "split"), tuple(SPLIT_NAMES)), (("set", "subset"), SUBSETS)):
+        _reject(tracks[column], ~tracks[column].isin(valid), source, column, f"is not one of {', '.join(valid)}")
+    genre_top = tracks["track", "genre_top"]
+    _reject(genre_top, genre_top.notna() & ~genre_top.isin(TOP_GENRES), source, ("track", "genre_top"),
+            "is not one of the 16 top-level genres (or empty)")
     tracks["set", "subset"] = tracks["set", "subset"].astype(pd.CategoricalDtype(categories=SUBSETS, ordered=True))
     for column in _CATEGORY_COLUMNS:
         tracks[column] = tracks[column].astype("category")
@@ -89,7 +115,49 @@ def load_tracks(path_or_file) -> pd.DataFrame:
 
 def load_genres(path_or_file) -> pd.DataFrame:
     """genres.csv indexed by `genre_id`: columns `#tracks`, `parent`, `title`, `top_level`."""
-    return pd.read_csv(path_or_file, index_col=0)
+    source = _source_name(path_or_file)
+    genres = pd.read_csv(path_or_file, index_col=0)
+    missing = [column for column in _GENRE_COLUMNS if column not in genres.columns]
+    if missing or genres.index.name != "genre_id":
+        raise ValueError(
+            f"{source} has the columns {', '.join([str(genres.index.name), *genres.columns])}, not "
+            f"genre_id, {', '.join(_GENRE_COLUMNS)}: it is not FMA's genres.csv"
+        )
+    if not pd.api.types.is_integer_dtype(genres.index):
+        bad = next(value for value in genres.index if not str(value).isdigit())
+        raise ValueError(f"{source}: the genre_id {bad!r} is not a whole number")
+    titles = genres["title"]
+    _reject(titles, titles.isna(), source, "title", "is empty", row="genre")
+    return genres
+
+
+def _source_name(path_or_file) -> str:
+    """The file name an error should give: the path, or an open file's name."""
+    if isinstance(path_or_file, (str, os.PathLike)):
+        return str(path_or_file)
+    return str(getattr(path_or_file, "name", "tracks.csv or genres.csv"))
+
+
+def _list_cell(cell, source: str, track_id, column) -> list:
+    try:
+        value = ast.literal_eval(cell)
+    except (ValueError, SyntaxError, TypeError) as error:
+        raise ValueError(
+            f"{source}: track {track_id}, column {'.'.join(column)}: {cell!r} is not a Python list literal "
+            f"such as \"[21]\" ({type(error).__name__}: {error})"
+        ) from None
+    if not isinstance(value, list):
+        raise ValueError(f"{source}: track {track_id}, column {'.'.join(column)}: {cell!r} is not a list")
+    return value
+
+
+def _reject(values: pd.Series, bad: pd.Series, source: str, column, problem: str, row: str = "track") -> None:
+    """A ValueError naming the file, the first bad row's id and the column, when any `bad` is true."""
+    if bad.any():
+        row_id, value = next(iter(values[bad].items()))
+        name = ".".join(column) if isinstance(column, tuple) else column
+        also = f" ({bad.sum() - 1} more row(s) like it)" if bad.sum() > 1 else ""
+        raise ValueError(f"{source}: {row} {row_id}, column {name}: {value!r} {problem}{also}")
 
 
 def audio_path(track_id: int) -> str:

@@ -41,6 +41,7 @@ import csv
 import json
 import os
 import sys
+import tempfile
 import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -200,13 +201,7 @@ def find_audio_files(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, str
 
     for path in (Path(name).expanduser() for name in paths):
         if path.is_dir():
-            files = sorted(
-                candidate
-                for candidate in path.rglob("*")
-                if candidate.suffix.lower() in AUDIO_EXTENSIONS
-                and candidate.is_file()
-                and not any(part.startswith(".") for part in candidate.relative_to(path).parts)
-            )
+            files = _audio_files_under(path)
             if not files:
                 add(path, f"no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in this folder")
             for file in files:
@@ -216,6 +211,26 @@ def find_audio_files(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, str
         else:
             add(path, "no such file or folder")
     return found
+
+
+def _audio_files_under(folder: Path) -> list[Path]:
+    """The audio files in a folder and its sub-folders, symlinked ones included, sorted, hidden ones
+    skipped. A folder reached twice (two links to it, or a link to an ancestor) is searched once, so a
+    loop of links ends."""
+    files = []
+    searched: set[str] = set()
+    for root, subfolders, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in searched:
+            subfolders[:] = []
+            continue
+        searched.add(real)
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))  # the first link wins
+        files.extend(
+            Path(root, name) for name in names
+            if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS and Path(root, name).is_file()
+        )
+    return sorted(files)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -578,6 +593,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _open_output(path: Path, output_format: str) -> TextIO:
+    """A temporary file beside `path` (same folder, so the final rename is atomic), with the permissions
+    a plain `open` would give it."""
+    stream = tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, prefix=f".{path.name}.", suffix=".partial", delete=False,
+        newline="" if output_format == "csv" else None, encoding="utf-8",
+    )
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(stream.name, 0o666 & ~umask)
+    return stream
+
+
 def main(argv: list[str] | None = None) -> int:
     """`hf-fma predict MODEL PATH... [--format table|jsonl|csv] [--output FILE] [--top-k K] [--hop SECONDS]
     [--max-windows N] [--batch-size B] [--device DEVICE] [--threads N] [--no-progress]`."""
@@ -593,9 +621,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, feature_extractor = load_classifier(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
         # Opened before any decoding so a bad --output path fails at once, not after an hour of audio.
-        stream = sys.stdout if args.output is None else open(
-            args.output, "w", newline="" if args.output_format == "csv" else None, encoding="utf-8"
-        )
+        stream = sys.stdout if args.output is None else _open_output(args.output, args.output_format)
     except (ValueError, OSError) as error:
         print(f"hf-fma predict: {error}", file=sys.stderr)
         return 2
@@ -609,6 +635,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if stream is not sys.stdout:
             stream.close()
+            # Rows are written whole, so an interrupted run's file still holds its finished rows; two runs
+            # writing the same file each replace it whole instead of interleaving or truncating each other.
+            os.replace(stream.name, args.output)
     failed = [result for result in written if not result.ok]
     if failed:
         print(f"hf-fma predict: {len(failed)} of {len(written)} files failed (see their error rows)", file=sys.stderr)

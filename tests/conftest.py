@@ -4,6 +4,8 @@ The environment is set at import time, before any test module imports `datasets`
 because both read their cache locations and offline flags when first imported.
 """
 
+import csv
+import io
 import os
 import random
 import tempfile
@@ -26,7 +28,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_SAMPLE = REPO_ROOT.parent / "shared" / "fma-sample"
+# Real FMA files vendored in the repository (tests/data/README.md gives their source and licences).
+FMA_SAMPLE = Path(__file__).resolve().parent / "data" / "fma-sample"
 
 
 @pytest.fixture(autouse=True)
@@ -42,10 +45,8 @@ def _seed():
 
 @pytest.fixture(scope="session")
 def fma_sample() -> Path:
-    """The real FMA sample in ../shared/fma-sample (skip when this checkout has none beside it)."""
-    if not SHARED_SAMPLE.is_dir():
-        pytest.skip("../shared/fma-sample is not present")
-    return SHARED_SAMPLE
+    """Real FMA files in the official layout: tracks.csv records, genres.csv and a 10 s excerpt of track 2."""
+    return FMA_SAMPLE
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +55,13 @@ def demo_dir(tmp_path_factory) -> Path:
     from hf_fma.demo import make_demo
 
     return make_demo(tmp_path_factory.mktemp("fma-demo"))
+
+
+def with_cell(tracks_csv: Path, destination: Path, track_id: int, column: tuple[str, str], value: str) -> Path:
+    """tracks.csv with one cell changed, written as pandas writes it (QUOTE_MINIMAL, `\\n` line ends)."""
+    rows = list(csv.reader(io.StringIO(tracks_csv.read_text(encoding="utf-8"))))
+    index = next(i for i, (group, name) in enumerate(zip(rows[0], rows[1])) if (group, name) == column)
+    next(row for row in rows[3:] if row[0] == str(track_id))[index] = value
+    with open(destination, "w", encoding="utf-8", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    return destination

@@ -55,16 +55,16 @@ def test_window_equals_the_same_samples_of_the_whole_decoded_track(mp3s, samplin
 def test_real_fma_mp3_window_bytes_and_dict_sources_agree(fma_sample):
     path = fma_sample / "fma_small" / "000" / "000002.mp3"
     whole = decode_whole(path)
-    assert audio_duration(path) == pytest.approx(29.98, abs=0.01)
+    assert audio_duration(path) == pytest.approx(10.02, abs=0.01)
     assert len(load_audio(path)) == len(whole)
-    window = load_audio(path, offset=12.345, duration=5.0)
-    start = round(12.345 * TARGET)
+    window = load_audio(path, offset=2.345, duration=5.0)
+    start = round(2.345 * TARGET)
     np.testing.assert_allclose(window, whole[start : start + 5 * TARGET], atol=1e-5)
     data = path.read_bytes()
-    np.testing.assert_array_equal(load_audio(data, offset=12.345, duration=5.0), window)
+    np.testing.assert_array_equal(load_audio(data, offset=2.345, duration=5.0), window)
     streamed = {"path": "fma_small/000/000002.mp3", "bytes": data}
-    np.testing.assert_array_equal(load_audio(streamed, offset=12.345, duration=5.0), window)
-    np.testing.assert_array_equal(load_audio({"path": str(path), "bytes": None}, offset=12.345, duration=5.0), window)
+    np.testing.assert_array_equal(load_audio(streamed, offset=2.345, duration=5.0), window)
+    np.testing.assert_array_equal(load_audio({"path": str(path), "bytes": None}, offset=2.345, duration=5.0), window)
 
 
 def test_stereo_is_the_mean_of_its_channels(tmp_path):

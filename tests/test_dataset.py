@@ -3,6 +3,11 @@
 import functools
 import hashlib
 import http.server
+import json
+import re
+import shutil
+import stat
+import struct
 import threading
 import zipfile
 from collections import Counter
@@ -10,11 +15,12 @@ from collections import Counter
 import numpy as np
 import pytest
 from datasets import Audio, load_dataset
+from datasets.exceptions import DatasetGenerationError
 
 from hf_fma import demo, metadata
 from hf_fma.hf_fma import ARCHIVES, Fma
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, with_cell
 
 SCRIPT = str(REPO_ROOT / "hf_fma")
 SPLITS = ("train", "validation", "test")
@@ -54,6 +60,7 @@ def test_every_subset_prepares_with_the_official_splits(config, demo_dir, demo_t
     reported = " ".join(str(w.message) for w in caught if type(w.message).__name__ == "BadAudioWarning")
     for track_id in BAD_DEMO_IDS:
         assert f"{track_id:06d}" in reported
+    assert "071334: the file holds only an ID3 tag (1061 bytes) and no audio frames" in reported
     # Labels are what tracks.csv says, in the documented order.
     names = dataset["train"].features["genre"].names
     assert names == list(metadata.SMALL_GENRES if config == "small" else metadata.TOP_GENRES)
@@ -195,20 +202,266 @@ def test_mirror_download_with_matching_sha1_prepares(demo_dir, mirror, tmp_path,
     assert builder.as_dataset(split="test").num_rows == 16
 
 
-def test_real_sample_decodes_to_30_s(fma_sample):
-    # The sample holds one MP3 of small; the other tracks of its tracks.csv are reported missing.
-    with pytest.warns(UserWarning, match="no file"):
-        train = load_dataset(SCRIPT, "small", data_dir=str(fma_sample), split="train", trust_remote_code=True)
-    assert train["track_id"] == [2]
+# The official split of the real tracks.csv records in tests/data, read from their `set.split` and
+# `set.subset` cells by eye (tests/data/README.md), not derived from the package's constants.
+REAL_SPLITS = {
+    "small": {"train": [2, 5, 10], "validation": [148, 459], "test": [182]},
+    "large": {"train": [2, 3, 5, 10, 20, 134], "validation": [148, 458, 459], "test": [181, 182, 183, 185]},
+}
+
+
+@pytest.fixture
+def real_data_dir(fma_sample, tmp_path):
+    """The real tracks.csv records and genres.csv, plus track 99134 (one of FMA's known-bad ids, here a
+    copy of track 2's record), each track's audio a copy of the real excerpt of track 2: 99134's audio
+    decodes fine, so only the known-bad list can leave it out."""
+    metadata_folder = tmp_path / "fma_metadata"
+    shutil.copytree(fma_sample / "fma_metadata", metadata_folder)
+    csv_text = (metadata_folder / "tracks.csv").read_text(encoding="utf-8")
+    record_of_2 = csv_text[csv_text.index("\n2,") + 1 : csv_text.index("\n3,") + 1]
+    (metadata_folder / "tracks.csv").write_text(csv_text + "99134," + record_of_2[2:], encoding="utf-8")
+    clip = fma_sample / "fma_small" / "000" / "000002.mp3"
+    for track_id in [*REAL_SPLITS["large"]["train"], *REAL_SPLITS["large"]["validation"], *REAL_SPLITS["large"]["test"], 99134]:
+        target = tmp_path / "fma_large" / metadata.audio_path(track_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(clip, target)
+    shutil.copytree(tmp_path / "fma_large", tmp_path / "fma_small")
+    return tmp_path
+
+
+@pytest.mark.parametrize("config", ["small", "large"])
+def test_real_tracks_get_their_official_split_and_the_known_bad_id_is_dropped(config, real_data_dir):
+    with pytest.warns(UserWarning, match="known bad.*099134"):
+        dataset = load(config, real_data_dir)
+    assert {split: sorted(dataset[split]["track_id"]) for split in SPLITS} == REAL_SPLITS[config]
+    train = dataset["train"]
     example = train[0]
-    assert example["genre"] == metadata.SMALL_GENRES.index("Hip-Hop")
+    assert example["track_id"] == 2 and example["genre"] == train.features["genre"].names.index("Hip-Hop")
     assert (example["title"], example["artist"]) == ("Food", "AWOL")
     assert example["audio"]["sampling_rate"] == 44100
-    assert len(example["audio"]["array"]) / 44100 == pytest.approx(29.98, abs=0.02)
+    assert len(example["audio"]["array"]) / 44100 == pytest.approx(10.02, abs=0.02)
     resampled = train.cast_column("audio", Audio(sampling_rate=16000))[0]["audio"]
-    assert resampled["sampling_rate"] == 16000
-    assert resampled["array"].ndim == 1
-    assert len(resampled["array"]) / 16000 == pytest.approx(29.98, abs=0.02)
+    assert resampled["sampling_rate"] == 16000 and resampled["array"].ndim == 1
+    assert len(resampled["array"]) / 16000 == pytest.approx(10.02, abs=0.02)
+    if config == "large":  # tracks 20 and 185 have an empty genre_top in the real file
+        genre_of = dict(zip(train["track_id"], train["genre"])) | dict(zip(dataset["test"]["track_id"], dataset["test"]["genre"]))
+        assert genre_of[20] == genre_of[185] == -1
+
+
+def test_a_small_track_of_another_genre_is_named(real_data_dir):
+    tracks_csv = real_data_dir / "fma_metadata" / "tracks.csv"
+    with_cell(tracks_csv, tracks_csv, 10, ("track", "genre_top"), "Jazz")  # top-level, but not one of small's
+    with pytest.raises(ValueError, match="tracks.csv: track 10, column track.genre_top: 'Jazz' is not a genre of FMA small"):
+        load("small", real_data_dir)
+
+
+# mini of the demo with 10 tracks per genre: the study's set must not change silently (an order by id
+# instead of by hash, or another replacement rule, keeps the counts but changes these).
+DEMO_MINI_IDS = {
+    "train": [
+        364, 2869, 3392, 9637, 10743, 12200, 13818, 14057, 14436, 21165, 22164, 23334, 24400, 25388, 26202, 28430,
+        30105, 31341, 34119, 39546, 43081, 44270, 47190, 48646, 48876, 52285, 52453, 56870, 59292, 63266, 66768,
+        66786, 67707, 68386, 76787, 79689, 81534, 82835, 82930, 88693, 91700, 93326, 95734, 96899, 97842, 97891,
+        99061, 107469, 107511, 108293, 108703, 113707, 120856, 120998, 128099, 128604, 130585, 135460, 136467,
+        137415, 139545, 141587, 142382, 152931,
+    ],
+    "validation": [41808, 61565, 73399, 92654, 100927, 129897, 132509, 134910],
+    "test": [4293, 32373, 36992, 39993, 94908, 104619, 122080, 151628],
+}
+
+
+def test_demo_mini_track_ids_are_pinned(demo_dir):
+    dataset = load("mini", demo_dir, tracks_per_genre=10)
+    assert {split: sorted(dataset[split]["track_id"]) for split in SPLITS} == DEMO_MINI_IDS
+
+
+# --- damaged, changed and partial data ----------------------------------------------------------------
+
+
+def copy_archives(demo_dir, folder, names=("fma_metadata", "fma_small")):
+    folder.mkdir(exist_ok=True)
+    for name in names:
+        shutil.copy(demo_dir / f"{name}.zip", folder)
+    return folder
+
+
+def extract_archives(demo_dir, folder, names=("fma_metadata", "fma_small")):
+    for name in names:
+        with zipfile.ZipFile(demo_dir / f"{name}.zip") as archive:
+            archive.extractall(folder)
+    return folder
+
+
+def small_ids(demo_tracks, split):
+    """Decodable small tracks of an official split, by id, from the demo's tracks.csv."""
+    small = demo_tracks[demo_tracks["set", "subset"] == "small"]
+    return sorted(set(small.index[small["set", "split"] == split]) - BAD_DEMO_IDS)
+
+
+def damage_member(zip_path, member):
+    """Flip 64 bytes in the middle of a member's compressed data, as a bad disk or transfer would."""
+    with zipfile.ZipFile(zip_path) as archive:
+        info = archive.getinfo(member)
+    with open(zip_path, "r+b") as f:
+        f.seek(info.header_offset + 26)
+        name_length, extra_length = struct.unpack("<HH", f.read(4))
+        middle = info.header_offset + 30 + name_length + extra_length + info.compress_size // 2
+        f.seek(middle)
+        chunk = f.read(64)
+        f.seek(middle)
+        f.write(bytes(byte ^ 0xFF for byte in chunk))
+
+
+def rewrite_zip(zip_path, keep=lambda info: True, comment=None, extra=()):
+    """Rewrite a zip with some members left out, another comment, or extra (ZipInfo, bytes) members."""
+    with zipfile.ZipFile(zip_path) as old:
+        members = [(info, old.read(info)) for info in old.infolist() if keep(info)]
+        comment = old.comment if comment is None else comment
+    with zipfile.ZipFile(zip_path, "w") as new:
+        for info, data in [*members, *extra]:
+            new.writestr(info, data)
+        new.comment = comment
+
+
+def builder(config, data_dir, cache_dir, **options):
+    return Fma(config_name=config, data_dir=str(data_dir), cache_dir=str(cache_dir), **options)
+
+
+def generation_error(excinfo) -> str:
+    """The message of the error raised inside `_generate_examples` (datasets wraps it)."""
+    error = excinfo.value
+    return str(error.__cause__ or error)
+
+
+def test_changed_extracted_folder_is_prepared_again(demo_dir, demo_tracks, tmp_path):
+    data_dir = extract_archives(demo_dir, tmp_path)
+    first = load("small", data_dir, split="test")
+    assert sorted(first["track_id"]) == small_ids(demo_tracks, "test")
+    removed = small_ids(demo_tracks, "test")[0]
+    (data_dir / "fma_small" / metadata.audio_path(removed)).unlink()
+    with pytest.warns(UserWarning, match=f"{removed:06d}: no file"):
+        again = load("small", data_dir, split="test")
+    assert sorted(again["track_id"]) == small_ids(demo_tracks, "test")[1:]
+
+
+def test_changed_zip_is_prepared_again(demo_dir, demo_tracks, tmp_path):
+    data_dir = copy_archives(demo_dir, tmp_path)
+    assert sorted(load("small", data_dir, split="test")["track_id"]) == small_ids(demo_tracks, "test")
+    removed = small_ids(demo_tracks, "test")[-1]
+    rewrite_zip(data_dir / "fma_small.zip", keep=lambda info: not info.filename.endswith(f"{removed:06d}.mp3"))
+    with pytest.warns(UserWarning, match=f"{removed:06d}: no file"):
+        again = load("small", data_dir, split="test")
+    assert sorted(again["track_id"]) == small_ids(demo_tracks, "test")[:-1]
+
+
+def test_damaged_zip_names_the_member_and_is_never_half_used(demo_dir, demo_tracks, tmp_path):
+    data_dir = copy_archives(demo_dir, tmp_path / "data")
+    member = f"fma_small/{metadata.audio_path(small_ids(demo_tracks, 'training')[40])}"
+    damage_member(data_dir / "fma_small.zip", member)
+    for attempt in range(2):  # the second try must not use what the first extracted
+        with pytest.raises(ValueError, match=f"fma_small.zip is damaged: its member {member} .*download it again"):
+            builder("small", data_dir, tmp_path / "cache").download_and_prepare()
+    extracted = tmp_path / "cache" / "downloads" / "extracted" / "hf_fma"
+    assert [path.name for path in extracted.iterdir() if path.name.startswith("fma_small")] == []
+
+
+@pytest.mark.parametrize("verify_sha1, message", [(True, "has sha1 .* truncated"), (False, "cannot be opened as a zip")])
+def test_truncated_zip_is_named(verify_sha1, message, demo_dir, tmp_path):
+    data_dir = copy_archives(demo_dir, tmp_path / "data")
+    archive = data_dir / "fma_small.zip"
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with pytest.raises(ValueError, match=f"fma_small.zip.*{message}.*download it again"):
+        builder("small", data_dir, tmp_path / "cache", verify_sha1=verify_sha1).download_and_prepare()
+
+
+def test_local_zip_with_an_official_name_is_checked_against_the_official_sha1(demo_dir, tmp_path, monkeypatch):
+    import hf_fma.hf_fma as script
+
+    data_dir = copy_archives(demo_dir, tmp_path / "data")
+    archive = data_dir / "fma_small.zip"
+    rewrite_zip(archive, comment=b"")  # no longer says it is a demo archive
+    official = ARCHIVES["small"].sha1
+    with pytest.raises(ValueError, match=f"fma_small.zip from data_dir=.* has sha1 {_sha1(archive)}.*{official}.*verify_sha1=False"):
+        builder("small", data_dir, tmp_path / "cache").download_and_prepare()
+    # A marker that does not record this very file (an old bare sha1, or another size) is not trusted.
+    marker = data_dir / "fma_small.zip.sha1"
+    for stale in (official, json.dumps({"sha1": official, "size": archive.stat().st_size + 1, "mtime_ns": archive.stat().st_mtime_ns})):
+        marker.write_text(stale)
+        with pytest.raises(ValueError, match=f"has sha1 {_sha1(archive)}"):
+            builder("small", data_dir, tmp_path / "cache").download_and_prepare()
+    # Checked once: a match is remembered for this size and mtime...
+    monkeypatch.setitem(script.ARCHIVES, "small", ARCHIVES["small"].__class__("fma_small", _sha1(archive), "7.2 GiB"))
+    builder("small", data_dir, tmp_path / "cache").download_and_prepare()
+    assert json.loads(marker.read_text())["sha1"] == _sha1(archive)
+    # ...and a changed file is hashed again, whatever the marker says.
+    rewrite_zip(archive, comment=b"changed")
+    with pytest.raises(ValueError, match=f"has sha1 {_sha1(archive)}"):
+        builder("small", data_dir, tmp_path / "cache").download_and_prepare()
+    assert builder("small", data_dir, tmp_path / "cache", verify_sha1=False).download_and_prepare() is None
+
+
+@pytest.mark.parametrize("kind", ["parent", "absolute", "symlink"])
+def test_zip_members_never_land_outside_the_extraction_folder(kind, demo_dir, tmp_path):
+    data_dir = copy_archives(demo_dir, tmp_path / "data")
+    outside = tmp_path / "outside.txt"
+    name = {"parent": "fma_small/../../../../outside.txt", "absolute": str(outside), "symlink": "fma_small/link"}[kind]
+    info = zipfile.ZipInfo(name)
+    data = b"written by a hostile archive"
+    if kind == "symlink":
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        data = str(tmp_path).encode()
+    rewrite_zip(data_dir / "fma_small.zip", extra=[(info, data)])
+    with pytest.raises(ValueError, match=f"fma_small.zip holds member.* {re.escape(name)}.*nothing was extracted"):
+        builder("small", data_dir, tmp_path / "cache").download_and_prepare()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cache", "data"]
+    assert not list((tmp_path / "cache").rglob("outside.txt")) and not list((tmp_path / "cache").rglob("link"))
+
+
+def test_streaming_leaves_a_damaged_member_out(demo_dir, demo_tracks, tmp_path):
+    data_dir = copy_archives(demo_dir, tmp_path)
+    damaged = small_ids(demo_tracks, "test")[3]
+    damage_member(data_dir / "fma_small.zip", f"fma_small/{metadata.audio_path(damaged)}")
+    with pytest.warns(UserWarning) as caught:
+        streamed = [example["track_id"] for example in load("small", data_dir, split="test", streaming=True)]
+    assert sorted(streamed) == [t for t in small_ids(demo_tracks, "test") if t != damaged]
+    reported = [str(w.message) for w in caught if type(w.message).__name__ == "BadAudioWarning"]
+    assert any(f"{damaged:06d}: its zip member {metadata.audio_path(damaged)} is damaged" in m for m in reported)
+
+
+def test_split_without_audio_names_the_folder_the_count_and_what_is_missing(demo_dir, tmp_path):
+    data_dir = extract_archives(demo_dir, tmp_path, names=("fma_metadata",))
+    (data_dir / "fma_small").mkdir()  # an extraction that never happened
+    with pytest.raises(DatasetGenerationError) as excinfo:
+        load("small", data_dir)
+    # The demo's train split: 12 tracks per genre of 8, plus one corrupt file (hf_fma/demo.py docstring).
+    message = generation_error(excinfo)
+    assert f"split 'train' has no usable audio: tracks.csv lists 97 track(s)" in message
+    assert f"from {data_dir / 'fma_small'} (97 file(s) missing, 0 unusable" in message
+    assert "Extract fma_small.zip completely" in message
+
+
+def test_split_losing_many_tracks_warns_loudly_with_the_count(demo_dir, demo_tracks, tmp_path):
+    data_dir = extract_archives(demo_dir, tmp_path)
+    removed = small_ids(demo_tracks, "training")[::2]
+    for track_id in removed:
+        (data_dir / "fma_small" / metadata.audio_path(track_id)).unlink()
+    with pytest.warns(UserWarning, match=f"split 'train' LOST {len(removed) + 1} OF ITS 97 TRACKS"):
+        train = load("small", data_dir, split="train")
+    assert len(train) == 97 - len(removed) - 1
+
+
+def test_unusable_files_are_described_by_what_is_wrong(demo_dir, demo_tracks, tmp_path):
+    data_dir = extract_archives(demo_dir, tmp_path)
+    empty, garbage = small_ids(demo_tracks, "test")[:2]
+    (data_dir / "fma_small" / metadata.audio_path(empty)).write_bytes(b"")
+    (data_dir / "fma_small" / metadata.audio_path(garbage)).write_bytes(b"<html>Not Found</html>" * 10)
+    with pytest.warns(UserWarning) as caught:
+        load("small", data_dir, split="test")
+    reported = " ".join(str(w.message) for w in caught if type(w.message).__name__ == "BadAudioWarning")
+    assert f"{empty:06d}: the file is empty (0 bytes)" in reported
+    assert f"{garbage:06d}: cannot be decoded as audio (220 bytes, starting b'<htm'" in reported
+    assert "117902: 0.30 s of audio" in reported
+    assert "does not exist" not in reported
 
 
 def test_relative_data_dir_that_is_not_there_explains_itself(tmp_path, monkeypatch):

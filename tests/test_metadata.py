@@ -1,11 +1,14 @@
 """The metadata parser against the real tracks.csv sample and the reference loader's reading of it."""
 
 import ast
+import re
 
 import pandas as pd
 import pytest
 
 from hf_fma import metadata
+
+from .conftest import with_cell
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +20,7 @@ def test_load_tracks_matches_reference_reading(sample_tracks_csv):
     reference = pd.read_csv(sample_tracks_csv, index_col=0, header=[0, 1])
     tracks = metadata.load_tracks(sample_tracks_csv)
 
-    assert tracks.shape == reference.shape == (250, 52)
+    assert tracks.shape == reference.shape == (13, 52)
     assert tracks.index.name == "track_id"
     assert list(tracks.index) == list(reference.index)
     assert list(tracks.columns) == list(reference.columns)
@@ -37,7 +40,7 @@ def test_load_tracks_matches_reference_reading(sample_tracks_csv):
 def test_subsets_nest(sample_tracks_csv):
     tracks = metadata.load_tracks(sample_tracks_csv)
     small, medium, large = (metadata.subset_tracks(tracks, s) for s in ("small", "medium", "large"))
-    assert (len(small), len(medium), len(large)) == (24, 49, 250)  # the sample: small 24, medium 25, large 201
+    assert (len(small), len(medium), len(large)) == (6, 10, 13)  # tests/data: small 6, medium 4, large 3
     assert set(small.index) < set(medium.index) < set(large.index)
     assert set(metadata.subset_tracks(tracks, "full").index) == set(large.index)
     assert small["track", "genre_top"].notna().all()
@@ -78,3 +81,41 @@ def test_balanced_subset_keeps_official_splits(sample_tracks_csv):
         for split, quota in metadata.split_quotas(5, genre_index).items():
             in_split = (available["set", "split"] == split).sum()
             assert (of_genre["set", "split"] == split).sum() == min(quota, in_split)
+
+
+def test_official_split_and_subset_cells_as_read_by_eye(sample_tracks_csv):
+    tracks = metadata.load_tracks(sample_tracks_csv)
+    splits = {split: sorted(tracks.index[tracks["set", "split"] == split]) for split in ("training", "validation", "test")}
+    assert splits == {"training": [2, 3, 5, 10, 20, 134], "validation": [148, 458, 459], "test": [181, 182, 183, 185]}
+    assert sorted(metadata.subset_tracks(tracks, "small").index) == [2, 5, 10, 148, 182, 459]
+
+
+@pytest.mark.parametrize(
+    "track_id, column, value, problem",
+    [
+        (5, ("set", "split"), "train", "'train' is not one of training, validation, test"),
+        (10, ("set", "subset"), "tiny", "'tiny' is not one of small, medium, large"),
+        (148, ("track", "genres"), "[21", "'[21' is not a Python list literal"),
+        (182, ("track", "genres_all"), "", "nan is not a Python list literal"),
+        (459, ("track", "genre_top"), "Hip Hop", "'Hip Hop' is not one of the 16 top-level genres"),
+        (3, ("track", "date_created"), "yesterday", "'yesterday' is not a date"),
+    ],
+)
+def test_a_bad_tracks_csv_cell_is_named_by_file_track_and_column(sample_tracks_csv, tmp_path, track_id, column, value, problem):
+    path = with_cell(sample_tracks_csv, tmp_path / "tracks.csv", track_id, column, value)
+    expected = f"{path}: track {track_id}, column {'.'.join(column)}: {problem}"
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        metadata.load_tracks(path)
+    with open(path, encoding="utf-8") as f, pytest.raises(ValueError, match=re.escape(expected)):  # as the builder reads it
+        metadata.load_tracks(f)
+
+
+def test_a_bad_genres_csv_is_named(fma_sample, tmp_path):
+    lines = (fma_sample / "fma_metadata" / "genres.csv").read_text().splitlines()
+    path = tmp_path / "genres.csv"
+    path.write_text("\n".join([lines[0].replace("title", "name"), *lines[1:]]) + "\n")
+    with pytest.raises(ValueError, match=f"{re.escape(str(path))} has the columns genre_id, #tracks, parent, name, top_level"):
+        metadata.load_genres(path)
+    path.write_text("\n".join([lines[0], "x1,1,0,Broken,1", *lines[1:]]) + "\n")
+    with pytest.raises(ValueError, match=f"{re.escape(str(path))}: the genre_id 'x1' is not a whole number"):
+        metadata.load_genres(path)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +37,7 @@ from hf_fma.predict import (
     predict_files,
     window_samples,
     window_starts,
+    write_predictions,
 )
 from hf_fma.training import DataArguments, ModelArguments, build_classifier, build_feature_extractor
 
@@ -249,13 +252,13 @@ def test_each_format_gets_top_k_genres(library, classifier, kind):
     assert scores == sorted(scores, reverse=True) and 0 < scores[-1] <= scores[0] <= 1
 
 
-def test_real_fma_mp3_is_classified_from_windows_across_all_30_s(fma_sample, classifier):
+def test_real_fma_mp3_is_classified_from_windows_across_the_whole_clip(fma_sample, classifier):
     model, feature_extractor = classifier
     [result] = predict_files(model, [fma_sample / "fma_small"], feature_extractor=feature_extractor)
     assert result.ok, result.error
     assert result.file.endswith("000002.mp3")
-    assert result.duration == pytest.approx(29.98, abs=0.05)
-    assert result.windows == 6  # 5 adjacent 5 s windows plus one aligned to the end
+    assert result.duration == pytest.approx(10.02, abs=0.05)
+    assert result.windows == 2  # one window of the 5 s crop (a few samples more), then one aligned to the end
     assert result.warning is None
 
 
@@ -376,6 +379,45 @@ def test_pipeline_and_predict_agree_on_a_clip_within_one_window(request, model_f
 
 
 # --- command line --------------------------------------------------------------------------------------------
+
+
+def test_symlinked_folders_are_followed_each_file_once_without_looping(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "deep").mkdir(parents=True)
+    (elsewhere / "deep" / "b.mp3").write_bytes(b"x")
+    library = tmp_path / "library"
+    (library / "real").mkdir(parents=True)
+    (library / "real" / "a.mp3").write_bytes(b"x")
+    (library / "linked").symlink_to(elsewhere)  # a folder kept on another disk
+    (library / "again").symlink_to(elsewhere)  # the same folder reached twice
+    (library / "real" / "loop").symlink_to(library)  # a link back to an ancestor
+    found = [path for path, error in find_audio_files([library])]
+    assert found == [library / "again" / "deep" / "b.mp3", library / "real" / "a.mp3"]
+
+
+def test_output_file_is_replaced_whole_when_the_run_ends(ast_dir, library, tmp_path, monkeypatch):
+    output = tmp_path / "genres.jsonl"
+    output.write_text("rows of an earlier run\n")
+    seen_during_the_run = []
+
+    def write_and_look(results, stream, output_format, top_k):
+        seen_during_the_run.append((output.read_text(), Path(stream.name).parent))
+        return write_predictions(results, stream, output_format, top_k)
+
+    monkeypatch.setattr(predict_module, "write_predictions", write_and_look)
+    assert main([str(ast_dir), str(library["wav"]), "--format", "jsonl", "-o", str(output)]) == 0
+    # Another run reading or writing the file meanwhile sees the old file whole, never a truncated one.
+    assert seen_during_the_run == [("rows of an earlier run\n", tmp_path)]
+    [row] = map(json.loads, output.read_text().splitlines())
+    assert row["file"] == str(library["wav"])
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["genres.jsonl"]  # no temporary file left
+    assert stat.S_IMODE(output.stat().st_mode) == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def test_table_output_and_exit_code_0(ast_dir, library, capsys, monkeypatch):
