@@ -258,7 +258,7 @@ def test_real_fma_mp3_is_classified_from_windows_across_the_whole_clip(fma_sampl
     assert result.ok, result.error
     assert result.file.endswith("000002.mp3")
     assert result.duration == pytest.approx(10.02, abs=0.05)
-    assert result.windows == 2  # one window of the 5 s crop (a few samples more), then one aligned to the end
+    assert result.windows == 3  # two whole 5 s windows (80,000 samples each), then one aligned to the end for the last 0.02 s
     assert result.warning is None
 
 
