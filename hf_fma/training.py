@@ -48,6 +48,7 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
+from hf_fma.checkpoints import FmaTrainer, check_checkpoint_matches
 from hf_fma.evaluation import (
     FRAMES_PER_SECOND,
     evaluate_model,
@@ -563,13 +564,17 @@ def run_training(
         # as split_dataset_by_node would); dispatching would make process 0 decode every process's batches.
         training_args.accelerator_config.dispatch_batches = False
 
-    # Model: the genre labels, then AST or the CNN sized to the features.
+    # Model: the genre labels, then AST or the CNN sized to the features. A checkpoint to resume must be
+    # of this model family and these genres: checked now, before any training.
     model = build_classifier(model_args, feature_extractor, label_names)
+    if checkpoint is not None:
+        check_checkpoint_matches(checkpoint, model)
 
     # Trainer. compute_loss_func: with mixup, training labels are class probabilities (batch, num_labels);
     # ASTForAudioClassification's own loss flattens labels to class indices and fails on them (or, without
     # a problem_type, switches to BCE for good), so the loss is the cross-entropy that takes both forms.
-    trainer = Trainer(
+    # FmaTrainer reloads the best checkpoint (and a resumed one) with exactly its weights (see checkpoints).
+    trainer = FmaTrainer(
         model=model,
         args=training_args,
         data_collator=collator,
