@@ -566,7 +566,8 @@ def run_training(
             splits[name] = labelled[name] = sample
     if training_args.should_log:
         sizes = ", ".join(
-            f"{name} {'streamed' if data_args.streaming else len(labelled[name])}" for name in ("train", "validation", "test")
+            f"{name} {'streamed' if data_args.streaming else len(labelled[name])}"
+            for name in ("train", "validation", "test")
         )
         logger.info(
             f"data: FMA {data_args.dataset_config_name}, {len(label_names)} genres, tracks: {sizes}; "

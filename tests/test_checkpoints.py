@@ -28,7 +28,7 @@ def assert_same_weights(folder_a, folder_b, atol=0.0):
     weights_a, weights_b = model_a.state_dict(), model_b.state_dict()
     assert weights_a.keys() == weights_b.keys()
     different = [key for key in weights_a if not torch.allclose(weights_a[key], weights_b[key], rtol=0, atol=atol)]
-    assert not different, f"{len(different)} of {len(weights_a)} tensors differ between {folder_a} and {folder_b}: {different[:4]}"
+    assert not different, f"{len(different)} of {len(weights_a)} differ ({folder_a}, {folder_b}): {different[:3]}"
 
 
 class _LossesLogged(TrainerCallback):
@@ -72,7 +72,8 @@ def test_an_interrupted_ast_run_resumes_with_its_trained_encoder(demo_dir, tmp_p
     # Stopped in the middle of epoch 3 (steps 13 to 18), after the checkpoint of epoch 2 (step 12).
     before = _LossesLogged()
     with pytest.raises(KeyboardInterrupt):
-        run_training(*parse_arguments(_tiny_ast_argv(demo_dir, interrupted_dir)), callbacks=[before, _InterruptAtStep(15)])
+        argv = _tiny_ast_argv(demo_dir, interrupted_dir)
+        run_training(*parse_arguments(argv), callbacks=[before, _InterruptAtStep(15)])
     assert sorted(path.name for path in interrupted_dir.glob("checkpoint-*")) == ["checkpoint-12", "checkpoint-6"]
     after = _LossesLogged()
     argv = [*_tiny_ast_argv(demo_dir, interrupted_dir), "--resume_from_checkpoint", "last"]
@@ -93,13 +94,18 @@ def test_an_interrupted_ast_run_resumes_with_its_trained_encoder(demo_dir, tmp_p
 
 def _features():
     # The demo's 3 s crops pooled 2 x 2, as in ast_demo.yaml
-    return FmaASTFeatureExtractor(num_mel_bins=128, max_length=300, frequency_downscale=2, time_downscale=2, mean=0.0, std=1.0)
+    return FmaASTFeatureExtractor(
+        num_mel_bins=128, max_length=300, frequency_downscale=2, time_downscale=2, mean=0.0, std=1.0
+    )
 
 
 @pytest.mark.parametrize(
     "saved_model, message",
     [
-        (lambda: build_cnn("tiny", _features(), DEMO_GENRES), "holds a 'fma_cnn' model, but this run trains a 'audio-spectrogram-transformer' one"),
+        (
+            lambda: build_cnn("tiny", _features(), DEMO_GENRES),
+            "holds a 'fma_cnn' model, but this run trains a 'audio-spectrogram-transformer' one",
+        ),
         (lambda: build_model("tiny", _features(), [*DEMO_GENRES[:7], "Jazz"]), "was trained on the genres"),
     ],
     ids=["another model family", "other genres"],
