@@ -69,3 +69,27 @@ def test_each_datasets_log_line_is_printed_once(demo_dir, tmp_path):
     terminal = result.stdout + result.stderr
     # datasets' first INFO line when it loads a configuration, prepared or cached
     assert terminal.count("Using custom data configuration small-") == 1, terminal[-3000:]
+
+
+def test_weight_loading_warnings_show_even_when_only_errors_are_asked_for(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from hf_fma.models import FmaASTFeatureExtractor, build_cnn
+
+    folder = tmp_path / "cnn"
+    build_cnn("tiny", FmaASTFeatureExtractor(max_length=100), ["Folk", "Rock"]).save_pretrained(folder)
+    weights = load_file(folder / "model.safetensors")
+    dropped = sorted(weights)[0]
+    save_file({key: tensor for key, tensor in weights.items() if key != dropped}, folder / "model.safetensors")
+    result = run_python(
+        """
+        import sys
+        from transformers import AutoModelForAudioClassification
+        from hf_fma.training import parse_arguments, setup_logging
+        setup_logging(parse_arguments(["--output_dir", sys.argv[1], "--log_level", "error"])[2])
+        AutoModelForAudioClassification.from_pretrained(sys.argv[2])
+        """,
+        tmp_path / "run", folder,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert dropped in result.stderr  # transformers' report of the weight it had to initialise
