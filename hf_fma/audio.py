@@ -76,7 +76,21 @@ _SEEK_NOISE = re.compile(
 # fd 2 belongs to the whole process: threads decoding at once share one redirection (the first one in
 # opens it, the last one out restores fd 2 and passes on what was caught), under this lock.
 _stderr_lock = threading.Lock()
-_stderr_capture: dict[str, Any] = {"depth": 0, "saved_fd": None, "file": None, "pid": None}
+_stderr_capture: dict[str, Any] = {"depth": 0, "saved_fd": None, "file": None}
+
+
+def _stderr_capture_after_fork() -> None:
+    """A forked child (a DataLoader worker) gets its own capture file (a shared one would share its file
+    offset with the parent), fd 2 back if it was forked mid-capture, and a lock no other thread holds."""
+    global _stderr_lock
+    if _stderr_capture["depth"]:
+        os.dup2(_stderr_capture["saved_fd"], 2)
+        os.close(_stderr_capture["saved_fd"])
+    _stderr_capture.update(depth=0, saved_fd=None, file=None)
+    _stderr_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_stderr_capture_after_fork)
 
 
 @contextmanager
@@ -87,8 +101,8 @@ def _seek_stderr_filtered() -> Iterator[None]:
     with _stderr_lock:
         capture = _stderr_capture
         if capture["depth"] == 0:
-            if capture["pid"] != os.getpid():  # a DataLoader worker must not share its parent's file offset
-                capture.update(file=tempfile.TemporaryFile(), pid=os.getpid())
+            if capture["file"] is None:
+                capture["file"] = tempfile.TemporaryFile()
             sys.stderr.flush()
             capture["saved_fd"] = os.dup(2)
             os.dup2(capture["file"].fileno(), 2)
