@@ -19,9 +19,14 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -59,6 +64,68 @@ def source_name(source: AudioSource) -> str:
     if isinstance(source, (bytes, bytearray)):
         return f"<{len(source)} bytes>"
     return os.fspath(source)
+
+
+# What libmpg123 prints on stderr for the frames it decodes, and throws away, before a seek target: a Layer
+# III frame borrows bits from the frames before it (the bit reservoir), which a seek did not read. The
+# samples returned are right (tests/test_audio.py: crops equal the same samples of the whole decoded
+# track); the lines only swamp the terminal (~1,400 per demo run). libsndfile gives no way to pass
+# libmpg123 its MPG123_QUIET flag, so they are dropped where they are produced, in `_seek_stderr_filtered`.
+_SEEK_NOISE = re.compile(
+    rb"\[src/libmpg123/layer3\.c:[^\]]*\] error: "
+    rb"(part2_3_length \(\d+\) too large for available bit count \(\d+\)|dequantization failed!)"
+)
+# fd 2 belongs to the whole process: threads decoding at once share one redirection (the first one in
+# opens it, the last one out restores fd 2 and passes on what was caught), under this lock.
+_stderr_lock = threading.Lock()
+_stderr_capture: dict[str, Any] = {"depth": 0, "saved_fd": None, "file": None}
+
+
+def _stderr_capture_after_fork() -> None:
+    """A forked child (a DataLoader worker) gets its own capture file (a shared one would share its file
+    offset with the parent), fd 2 back if it was forked mid-capture, and a lock no other thread holds."""
+    global _stderr_lock
+    if _stderr_capture["depth"]:
+        os.dup2(_stderr_capture["saved_fd"], 2)
+        os.close(_stderr_capture["saved_fd"])
+    _stderr_capture.update(depth=0, saved_fd=None, file=None)
+    _stderr_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_stderr_capture_after_fork)
+
+
+@contextmanager
+def _seek_stderr_filtered() -> Iterator[None]:
+    """Run a libsndfile seek and read with the C library's stderr caught, then write every caught line back
+    to stderr except libmpg123's seek noise (`_SEEK_NOISE`). Anything else written meanwhile (a real
+    decode error's messages, another thread's logs) still reaches stderr, a moment later."""
+    with _stderr_lock:
+        capture = _stderr_capture
+        if capture["depth"] == 0:
+            if capture["file"] is None:
+                capture["file"] = tempfile.TemporaryFile()
+            sys.stderr.flush()
+            capture["saved_fd"] = os.dup(2)
+            os.dup2(capture["file"].fileno(), 2)
+        capture["depth"] += 1
+    try:
+        yield
+    finally:
+        with _stderr_lock:
+            capture["depth"] -= 1
+            if capture["depth"] == 0:
+                sys.stderr.flush()
+                os.dup2(capture["saved_fd"], 2)
+                os.close(capture["saved_fd"])
+                caught_file = capture["file"]
+                caught_file.seek(0)
+                caught = caught_file.read()
+                caught_file.seek(0)
+                caught_file.truncate()
+                kept = b"".join(line for line in caught.splitlines(keepends=True) if not _SEEK_NOISE.search(line))
+                if kept:
+                    os.write(2, kept)
 
 
 def resampled_length(num_frames: int, source_rate: int, target_rate: int) -> int:
@@ -105,8 +172,9 @@ class _AudioReader:
         if self._array is not None:
             return self._array[start:stop]
         try:
-            self._sound_file.seek(start)
-            return self._sound_file.read(stop - start, dtype="float32", always_2d=True)
+            with _seek_stderr_filtered():
+                self._sound_file.seek(start)
+                return self._sound_file.read(stop - start, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as error:
             raise AudioDecodeError(self.name, f"decoding failed at sample {start}: {error}") from error
 

@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -54,6 +55,7 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
+from hf_fma.checkpoints import FmaTrainer, check_checkpoint_matches
 from hf_fma.evaluation import (
     evaluate_model,
     labelled_tracks,
@@ -356,11 +358,27 @@ def setup_logging(training_args: TrainingArguments) -> None:
     if training_args.should_log:
         transformers.utils.logging.set_verbosity_info()
     log_level = training_args.get_process_log_level()
-    logger.setLevel(log_level)
+    logging.getLogger("hf_fma").setLevel(log_level)
     datasets.utils.logging.set_verbosity(log_level)
+    # datasets' loggers print through their own handler and, propagating, through the root one above too:
+    # every line twice. Its own handler alone prints each once.
+    datasets.utils.logging.disable_propagation()
     transformers.utils.logging.set_verbosity(log_level)
+    # What loading a model says about its weights (missing, unexpected, newly initialised) is never noise:
+    # it stays visible when --log_level(_replica) asks for errors only.
+    logging.getLogger("transformers.modeling_utils").setLevel(min(log_level, logging.WARNING))
     transformers.utils.logging.enable_default_handler()
     transformers.utils.logging.enable_explicit_format()
+
+
+def describe_process(training_args: TrainingArguments) -> str:
+    """One line on where this process trains, as transformers' examples log it at start-up."""
+    precision = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
+    return (
+        f"process {training_args.process_index} of {training_args.world_size}: device {training_args.device}, "
+        f"precision {precision}, {torch.get_num_threads()} torch threads, "
+        f"{training_args.dataloader_num_workers} DataLoader workers"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -567,6 +585,9 @@ def run_training(
         splits = load_splits(data_args)
         labelled = {name: labelled_tracks(split) for name, split in splits.items()}
     label_names = splits["train"].features["genre"].names
+    # Start-up summary, on every process (warning: the level other processes log at, as in transformers'
+    # examples), then the data sizes once.
+    logger.warning(describe_process(training_args))
     if data_args.max_train_samples is not None:
         seed = training_args.data_seed or training_args.seed
         labelled["train"] = balanced_sample(labelled["train"], data_args.max_train_samples, seed=seed)
@@ -577,12 +598,25 @@ def run_training(
         for name in ("validation", "test"):
             sample = balanced_sample(labelled[name], data_args.max_eval_samples, seed=training_args.seed)
             splits[name] = labelled[name] = sample
+    if training_args.should_log:
+        sizes = ", ".join(
+            f"{name} {'streamed' if data_args.streaming else len(labelled[name])}"
+            for name in ("train", "validation", "test")
+        )
+        logger.info(
+            f"data: FMA {data_args.dataset_config_name}, {len(label_names)} genres, tracks: {sizes}; "
+            f"{data_args.crop_seconds} s crops, {data_args.eval_crops} per track for track-level metrics"
+        )
 
     # Features: a crop_seconds feature extractor normalised with the training split's statistics.
     workers = training_args.dataloader_num_workers
-    feature_extractor = build_feature_extractor(
-        model_args, data_args, labelled["train"], seed=training_args.seed, num_workers=workers
-    )
+    with warnings.catch_warnings():
+        # ASTFeatureExtractor warns that 128 Kaldi mel bins leave its lowest filter empty at 16 kHz and 512
+        # FFT points: AST's standard set-up (as predict says), nothing a run can or should change.
+        warnings.filterwarnings("ignore", message="At least one mel filter has all zero values")
+        feature_extractor = build_feature_extractor(
+            model_args, data_args, labelled["train"], seed=training_args.seed, num_workers=workers
+        )
     crop_seconds = data_args.crop_seconds
 
     # Transforms: decode a random crop per track for training, the centre crop for validation; the
@@ -597,13 +631,17 @@ def run_training(
         # as split_dataset_by_node would); dispatching would make process 0 decode every process's batches.
         training_args.accelerator_config.dispatch_batches = False
 
-    # Model: the genre labels, then AST or the CNN sized to the features.
+    # Model: the genre labels, then AST or the CNN sized to the features. A checkpoint to resume must be
+    # of this model family and these genres: checked now, before any training.
     model = build_classifier(model_args, feature_extractor, label_names)
+    if checkpoint is not None:
+        check_checkpoint_matches(checkpoint, model)
 
     # Trainer. compute_loss_func: with mixup, training labels are class probabilities (batch, num_labels);
     # ASTForAudioClassification's own loss flattens labels to class indices and fails on them (or, without
     # a problem_type, switches to BCE for good), so the loss is the cross-entropy that takes both forms.
-    trainer = Trainer(
+    # FmaTrainer reloads the best checkpoint (and a resumed one) with exactly its weights (see checkpoints).
+    trainer = FmaTrainer(
         model=model,
         args=training_args,
         data_collator=collator,

@@ -11,6 +11,7 @@ import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -27,6 +28,7 @@ from hf_fma.training import (
 )
 
 from .conftest import REPO_ROOT
+from .test_checkpoints import assert_same_weights
 
 RECIPES = REPO_ROOT / "recipes"
 AST_DEMO = RECIPES / "configs" / "ast_demo.yaml"
@@ -49,6 +51,15 @@ def run(command: list[str]) -> subprocess.CompletedProcess:
 
 def results(output_dir) -> dict:
     return json.loads((output_dir / "all_results.json").read_text())
+
+
+def assert_saved_model_is_the_best_checkpoint(output_dir) -> None:
+    """load_best_model_at_end: the model saved in the run folder holds every weight of the best checkpoint."""
+    best = json.loads((output_dir / "trainer_state.json").read_text())["best_model_checkpoint"]
+    last = max(output_dir.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
+    # With the best checkpoint also the last, a model reloaded wrongly (or not at all) would pass too.
+    assert Path(best).name != last.name, f"the best checkpoint is the last one, {last.name}: the check is void"
+    assert_same_weights(output_dir, best)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -192,6 +203,11 @@ def test_the_run_config_repeats_the_run(ast_run):
     assert (model_args.feature_mean, model_args.feature_std) == (saved["mean"], saved["std"])
 
 
+def test_the_saved_ast_is_its_best_checkpoint(ast_run):
+    output_dir, _ = ast_run
+    assert_saved_model_is_the_best_checkpoint(output_dir)
+
+
 def test_the_saved_model_classifies_a_file_through_pipeline(ast_run, demo_dir):
     output_dir, _ = ast_run
     test = load_dataset(DATASET_SCRIPT, "small", data_dir=str(demo_dir), split="test", trust_remote_code=True)
@@ -212,6 +228,7 @@ def test_tiny_cnn_learns_the_demo_genres_under_accelerate(demo_dir, tmp_path):
     metrics = results(output_dir)
     assert metrics["eval_accuracy"] >= 0.8 and metrics["validation_track_accuracy"] >= 0.8
     assert json.loads((output_dir / "config.json").read_text())["model_type"] == "fma_cnn"
+    assert_saved_model_is_the_best_checkpoint(output_dir)
 
 
 def _free_port() -> int:
