@@ -25,7 +25,7 @@ from hf_fma import cli, demo, hub
 from hf_fma.metadata import KNOWN_BAD_TRACK_IDS
 
 from .conftest import REPO_ROOT
-from .test_hub import in_memory_hub  # noqa: F401  the fixture
+from .test_hub import in_memory_hub, serve_hub  # noqa: F401  the fixtures
 
 SPLITS = ("train", "validation", "test")
 DATASETS_MAJOR = int(datasets.__version__.split(".")[0])
@@ -147,7 +147,7 @@ def test_export_card_has_configs_dataset_info_labels_and_licences(export_dir, ex
     assert metadata["license"] == "other" and metadata["task_categories"] == ["audio-classification"]
     assert metadata["size_categories"] == ["n<1K"]
     text = card.text
-    assert 'load_dataset("me/fma", "small")' in text and "trust_remote_code" not in text
+    assert 'load_dataset("me/fma", "small")' in text and "trust_remote_code=True" not in text
     assert "0 Electronic, 1 Experimental, 2 Folk, 3 Hip-Hop, 4 Instrumental, 5 International, 6 Pop, 7 Rock" in text
     licences = pd.Series([licence for split in expected.values() for _, licence in split.values()]).value_counts()
     for licence, count in licences.items():
@@ -188,7 +188,7 @@ def test_training_reads_the_export(export_dir, tmp_path):
         model_family="cnn", model_name_or_path="tiny", dataset_name=str(export_dir), dataset_config_name="small",
         output_dir=output_dir, crop_seconds=1, eval_crops=2, max_train_samples=16, num_train_epochs=1,
         per_device_train_batch_size=8, dataloader_num_workers=0, report_to="none", seed=0, disable_tqdm=True,
-        train_eval_samples=0,
+        train_eval_samples=0, dataloader_pin_memory=False,
     )
     argv = [item for key, value in settings.items() for item in (f"--{key}", str(value))]
     metrics = run_training(*parse_arguments(argv))
