@@ -1,13 +1,14 @@
-"""Model cards of training runs and the dataset card of the loading script, from the templates in the
+"""Model cards of training runs and the dataset card of a Parquet export, from the templates in the
 repository's model_cards/ (shipped in the package as hf_fma/model_cards, a link to it).
 
-    >>> from hf_fma.cards import model_card, dataset_card
+    >>> from hf_fma.cards import model_card, dataset_card, write_run_card
     >>> card = model_card("runs/ast-demo", repo_id="me/ast-fma-small")   # a huggingface_hub.ModelCard
-    >>> card.save("runs/ast-demo/README.md")
     >>> card.data.to_dict()["model-index"]                                 # the metrics the Hub shows
-    >>> dataset_card("me/hf_fma").save("README.md")
+    >>> write_run_card("runs/ast-demo")                                   # runs/ast-demo/README.md
+    >>> dataset_card("fma_parquet", repo_id="me/fma").save("fma_parquet/README.md")
 
-`hf-fma push` renders these into the repositories it publishes. A card is filled from what the run left
+Training writes the run folder's README.md (`write_run_card`), `hf-fma evaluate` and `hf-fma push` write it
+again, and `hf-fma push` renders these into the repositories it publishes. A card is filled from what the run left
 in its folder (see hf_fma.reporting.Run): the dataset config and its splits, the features and their
 normalisation, the hyper-parameters, the clip- and track-level test metrics of `evaluation_test.json`,
 training time and hardware. Its metadata is a `ModelCardData` (`model-index` results, `datasets`,

@@ -45,7 +45,14 @@ from huggingface_hub import CommitInfo, HfApi, constants, get_token
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
-from hf_fma.cards import DEFAULT_LICENSE, dataset_card, model_card, require_test_evaluation, write_run_card
+from hf_fma.cards import (
+    DEFAULT_LICENSE,
+    dataset_card,
+    hub_dataset_id,
+    model_card,
+    require_test_evaluation,
+    write_run_card,
+)
 from hf_fma.plots import (
     LEARNING_CURVES_NAME,
     TRAINER_STATE_NAME,
@@ -251,7 +258,10 @@ def prepare_model_repo(
     _make_empty_folder(out_dir)
     for path in to_copy:
         shutil.copy2(path, out_dir / path.name)
-    (out_dir / RUN_CONFIG_NAME).write_text(_public_run_config(run.run_config), encoding="utf-8")
+    run_config = dict(run.run_config)
+    if hub_dataset_id(run) is None:
+        run_config.pop("dataset_name", None)  # a folder of the training machine, like data_dir
+    (out_dir / RUN_CONFIG_NAME).write_text(_public_run_config(run_config), encoding="utf-8")
     figures = _draw_figures(run, evaluation, out_dir, title=repo_id or run.path.name)
     model_card(run_dir, repo_id=repo_id, dataset_id=dataset_id, license=license, figures=figures).save(out_dir / "README.md")
     return out_dir
