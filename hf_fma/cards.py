@@ -1,13 +1,14 @@
-"""Model cards of training runs and the dataset card of the loading script, from the templates in the
+"""Model cards of training runs and the dataset card of a Parquet export, from the templates in the
 repository's model_cards/ (shipped in the package as hf_fma/model_cards, a link to it).
 
-    >>> from hf_fma.cards import model_card, dataset_card
+    >>> from hf_fma.cards import model_card, dataset_card, write_run_card
     >>> card = model_card("runs/ast-demo", repo_id="me/ast-fma-small")   # a huggingface_hub.ModelCard
-    >>> card.save("runs/ast-demo/README.md")
     >>> card.data.to_dict()["model-index"]                                 # the metrics the Hub shows
-    >>> dataset_card("me/hf_fma").save("README.md")
+    >>> write_run_card("runs/ast-demo")                                   # runs/ast-demo/README.md
+    >>> dataset_card("fma_parquet", repo_id="me/fma").save("fma_parquet/README.md")
 
-`hf-fma push` renders these into the repositories it publishes. A card is filled from what the run left
+Training writes the run folder's README.md (`write_run_card`), `hf-fma evaluate` and `hf-fma push` write it
+again, and `hf-fma push` renders these into the repositories it publishes. A card is filled from what the run left
 in its folder (see hf_fma.reporting.Run): the dataset config and its splits, the features and their
 normalisation, the hyper-parameters, the clip- and track-level test metrics of `evaluation_test.json`,
 training time and hardware. Its metadata is a `ModelCardData` (`model-index` results, `datasets`,
@@ -17,6 +18,7 @@ training time and hardware. Its metadata is a `ModelCardData` (`model-index` res
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,14 +33,16 @@ from hf_fma.run_folder import (
     confusion_matrix_name,
     evaluation_json_name,
     read_json,
+    write_text_atomic,
 )
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "model_cards"
 MODEL_CARD_TEMPLATES = {"AST": "ast_model_card.md", "CNN": "cnn_model_card.md"}
 DATASET_CARD_TEMPLATE = "dataset_card.md"
-# Where `hf-fma push --dataset` publishes the loading script; model cards link their `datasets` to it.
-DATASET_REPO_ID = "hf-fma/fma"
 DEFAULT_LICENSE = "apache-2.0"
+# A model-index names its dataset by a `type`; FMA trained from the archives (no Hub dataset) goes by its
+# Papers with Code id, and the card links FMA's own page.
+FMA_DATASET_TYPE = "fma"
 
 
 def render_template(template_name: str, card_data, **context: Any) -> str:
@@ -142,6 +146,21 @@ def _percent(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
+def hub_dataset_id(run: Run) -> str | None:
+    """The Hub dataset a run trained on: its `dataset_name` unless that is a local folder (an export on
+    this machine), or not a repository id; None for runs on the archives (`data_dir`)."""
+    from huggingface_hub.utils import validate_repo_id
+
+    name = run.run_config.get("dataset_name")
+    if not name or Path(name).expanduser().exists():
+        return None
+    try:
+        validate_repo_id(name)
+    except ValueError:  # HFValidationError
+        return None
+    return name
+
+
 def require_test_evaluation(run: Run) -> dict[str, Any]:
     """The run's test-split evaluation on the dataset config it trained on, which every card reports (never
     one of another config, see `Run.evaluation`); missing, the error says how to make it."""
@@ -158,14 +177,15 @@ def require_test_evaluation(run: Run) -> dict[str, Any]:
 def model_card(
     run_dir: str | Path,
     repo_id: str | None = None,
-    dataset_id: str = DATASET_REPO_ID,
+    dataset_id: str | None = None,
     license: str = DEFAULT_LICENSE,
     figures: Mapping[str, str] | None = None,
 ) -> ModelCard:
     """The model card of a finished run (AST or CNN template by the saved config's model_type).
 
     repo_id: where the model is (to be) published, used in the usage snippet and as the model-index name.
-    dataset_id: the Hub dataset repository of the loading script (the card's `datasets`).
+    dataset_id: the Hub dataset the run trained on (the card's `datasets`); by default the run's
+    `dataset_name` when that is a Hub id, and none (FMA's own page is linked) for runs on the archives.
     figures: {"learning_curves": file, "confusion_matrix": file} to show, relative to the card; by default
     the ones present in the run folder.
     """
@@ -175,6 +195,7 @@ def model_card(
         candidates = {"learning_curves": LEARNING_CURVES_NAME, "confusion_matrix": confusion_matrix_name("test")}
         figures = {key: name for key, name in candidates.items() if (run.path / name).is_file()}
     base_model, preset_description = _base_model(run)
+    dataset_id = dataset_id or hub_dataset_id(run)
     model_name = (repo_id or str(run.path)).rstrip("/").split("/")[-1]
     config = run.dataset
     dataset_name = f"FMA {config}"
@@ -183,12 +204,13 @@ def model_card(
         return EvalResult(
             task_type="audio-classification",
             task_name="Music genre classification",
-            dataset_type=dataset_id,
+            dataset_type=dataset_id or FMA_DATASET_TYPE,
             dataset_name=dataset_name,
             dataset_config=config,
             dataset_split="test",
             metric_type=metric_type,
             metric_value=round(value, 4),
+            metric_args={"average": "macro"} if metric_type == "f1" else None,
             metric_name=f"{label} ({level} level, {evaluation['n_crops']} crops of {evaluation['crop_seconds']:g} s)"
             if level == "track"
             else f"{label} ({level} level, {evaluation['crop_seconds']:g} s crops)",
@@ -207,7 +229,7 @@ def model_card(
         pipeline_tag="audio-classification",
         tags=["audio-classification", "music", "music-genre-classification", "fma", "hf-fma",
               "audio-spectrogram-transformer" if run.family == "AST" else "cnn"],
-        datasets=[dataset_id],
+        datasets=[dataset_id] if dataset_id else None,
         metrics=["accuracy", "f1"],
         base_model=base_model,
         model_name=model_name,
@@ -273,6 +295,12 @@ def model_card(
     return ModelCard(render_template(MODEL_CARD_TEMPLATES[run.family], card_data, **context))
 
 
+def write_run_card(run_dir: str | Path, repo_id: str | None = None) -> Path:
+    """Write the run's model card as README.md into its folder (training, `hf-fma evaluate` and `hf-fma
+    push` call it), so that the folder is a complete model repository however it is uploaded."""
+    return write_text_atomic(Path(run_dir) / "README.md", model_card(run_dir, repo_id=repo_id).content)
+
+
 def _trainer_state(run_dir: Path) -> dict[str, Any]:
     path = run_dir / TRAINER_STATE_NAME
     return read_json(path) if path.is_file() else {}
@@ -290,53 +318,77 @@ def _feature_type(feature) -> str:
     if isinstance(feature, datasets.ClassLabel):
         return "ClassLabel (genre names in alphabetical order)"
     if isinstance(feature, datasets.Audio):
-        return "Audio"
-    if isinstance(feature, datasets.Sequence):
+        return "Audio (MP3 bytes and file name)"
+    if hasattr(feature, "feature"):  # datasets 3's Sequence, 4's List
         return f"list of {_feature_type(feature.feature)}"
     if isinstance(feature, datasets.Value):
         return feature.dtype
     return type(feature).__name__
 
 
-def dataset_card(repo_id: str = DATASET_REPO_ID) -> DatasetCard:
-    """The dataset card of the hf_fma loading script, for a dataset repository `repo_id`."""
-    from hf_fma.hf_fma import Fma
-    from hf_fma.metadata import KNOWN_BAD_TRACK_IDS, SMALL_GENRES, TOP_GENRES
+def _size_category(rows: int) -> str:
+    """The Hub's `size_categories` value for a dataset of `rows` examples."""
+    for limit, category in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if rows < limit:
+            return category
+    return "1M<n<10M"
 
+
+def dataset_card(export_dir: str | Path, repo_id: str | None = None) -> DatasetCard:
+    """The dataset card of a Parquet export of FMA (`hf-fma export`), from the export's own files: its
+    configs and their Parquet files (`configs:`), features, split sizes and bytes (`dataset_info:`),
+    labels and the tracks per licence.
+
+    repo_id: the dataset repository the export is (to be) published as, shown in the usage snippet;
+    by default the export folder's path, which `load_dataset` reads as it is.
+    """
+    from datasets.info import DatasetInfosDict
+
+    from hf_fma.export import portable_yaml, read_export
+    from hf_fma.hf_fma import Fma
+    from hf_fma.metadata import KNOWN_BAD_TRACK_IDS
+
+    configs = read_export(export_dir)
     # A builder only to read its DatasetInfo; its cache folder (lock files) is thrown away.
     with tempfile.TemporaryDirectory() as cache_dir:
-        info = Fma(config_name=Fma.DEFAULT_CONFIG_NAME, cache_dir=cache_dir).info
-    configs = [
-        {"name": config.name, "description": config.description, "genres": config.genre_names}
-        for config in Fma.BUILDER_CONFIGS
-    ]
+        info = Fma(config_name=configs[0].name, cache_dir=cache_dir).info
     card_data = DatasetCardData(
         pretty_name="Free Music Archive (FMA)",
+        # No single licence: every track carries its artist's (the `license` column), the metadata CC BY 4.0.
         license="other",
-        license_name="fma",
-        license_link=f"{info.homepage}#data",
+        license_name="creative-commons-per-track",
+        license_link=info.homepage,
         task_categories=["audio-classification"],
         tags=["music", "music-genre-classification", "fma"],
-        size_categories=["1K<n<10K", "10K<n<100K", "100K<n<1M"],
+        size_categories=[_size_category(sum(config.num_examples for config in configs))],
         source_datasets=["original"],
-        config_names=[config["name"] for config in configs],
         paperswithcode_id="fma",
+        configs=[{"config_name": config.name, "data_files": config.data_files()} for config in configs],
     )
+    DatasetInfosDict({config.name: config.dataset_info() for config in configs}).to_dataset_card_data(card_data)
+    card_data.dataset_info = portable_yaml(card_data.dataset_info)  # readable by datasets 3.6 as well as 4+
+    licenses = sum((config.licenses for config in configs), Counter())
     content = render_template(
         DATASET_CARD_TEMPLATE,
         card_data,
         pretty_name=card_data.pretty_name,
-        repo_id=repo_id,
+        repo_id=repo_id or str(export_dir),
         description=info.description.strip(),
-        configs=configs,
-        small_genres=SMALL_GENRES,
-        top_genres=TOP_GENRES,
-        features=[(name, _feature_type(feature)) for name, feature in info.features.items()],
+        configs=[
+            {
+                "name": config.name,
+                "genres": config.features["genre"].names,
+                "splits": {name: split.num_examples for name, split in config.splits.items()},
+            }
+            for config in configs
+        ],
+        features=[(name, _feature_type(feature)) for name, feature in configs[0].features.items()],
         known_bad=[f"{track_id:06d}" for track_id in sorted(KNOWN_BAD_TRACK_IDS)],
+        licenses=[(license or "(none given)", count) for license, count in licenses.most_common()],
         citation=info.citation.strip(),
         homepage=info.homepage,
     )
     return DatasetCard(content)
 
 
-__all__ = ["DATASET_REPO_ID", "dataset_card", "model_card", "render_template", "require_test_evaluation"]
+__all__ = ["dataset_card", "hub_dataset_id", "model_card", "render_template", "require_test_evaluation", "write_run_card"]

@@ -20,7 +20,8 @@ COMMANDS = {
     "evaluate": ("hf_fma.reporting", "evaluate_main", "clip- and track-level metrics of a model on a split"),
     "plot": ("hf_fma.plots", "main", "learning curves, accuracy vs training tracks, confusion matrix"),
     "table": ("hf_fma.reporting", "table_main", "results table of AST and CNN runs, mean and std over seeds"),
-    "push": ("hf_fma.hub", "main", "publish a finished run (weights, card, plots, code) to the Hub"),
+    "export": ("hf_fma.hub", "export_main", "write FMA configs as a Hub-ready Parquet dataset with its card"),
+    "push": ("hf_fma.hub", "main", "publish a finished run (weights, card, plots, code) or an export to the Hub"),
 }
 
 

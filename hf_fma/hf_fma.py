@@ -188,6 +188,8 @@ class Fma(datasets.GeneratorBasedBuilder):
                     "title": datasets.Value("string"),
                     "artist": datasets.Value("string"),
                     "album": datasets.Value("string"),
+                    # The track's Creative Commons licence (`track.license`): redistributing the audio needs it.
+                    "license": datasets.Value("string"),
                     "duration": datasets.Value("float32"),
                 }
             ),
@@ -309,6 +311,7 @@ class Fma(datasets.GeneratorBasedBuilder):
                 "title": _text(row["track", "title"]),
                 "artist": _text(row["artist", "name"]),
                 "album": _text(row["album", "title"]),
+                "license": _text(row["track", "license"]),
             }
         return {name: (records[official], quotas[official]) for official, name in SPLIT_NAMES.items()}
 

@@ -1,9 +1,10 @@
-"""Publish finished runs, and the dataset loading script, on the Hugging Face Hub.
+"""Publish finished runs, and FMA as a Parquet dataset, on the Hugging Face Hub.
 
     hf-fma push runs/ast-demo me/ast-fma-small                 # model repository (created if needed)
-    hf-fma push runs/cnn-small me/cnn-fma-small --private --dataset_id me/hf_fma
+    hf-fma push runs/cnn-small me/cnn-fma-small --private --dataset_id me/fma
     hf-fma push runs/ast-demo me/ast-fma-small --dry_run out/  # write the folder it would upload, no upload
-    hf-fma push --dataset me/hf_fma                             # the loading script and its dataset card
+    hf-fma export fma_parquet --data_dir /data/fma --dataset_config_name small medium
+    hf-fma push --dataset fma_parquet me/fma                    # then load_dataset("me/fma", "small")
 
 A model repository gets what a user of `pipeline("audio-classification", model=REPO_ID)` needs and what
 a reader of the results wants: the weights (safetensors), `config.json`, the feature extractor's
@@ -13,24 +14,45 @@ files, the pooling feature extractor) so they load with `trust_remote_code=True`
 installed), `all_results.json`, `evaluation_*.json`, `trainer_state.json` and `run_config.yaml` (local paths
 removed). Checkpoints, optimizer states and the pickled `training_args.bin` stay local.
 
-The token is `--token`, else `HF_TOKEN`, else the one `hf auth login` saved; without one the command
-stops before doing any work. Uploads go through `huggingface_hub.HfApi` (create_repo, upload_folder).
-Recipes call `push_run(output_dir, repo_id, token=...)` after training for `--push_to_hub`.
+A dataset repository is an export folder of `hf-fma export` (hf_fma.export: Parquet shards per config
+and split, MP3 bytes as the archives hold them, every track's licence) with its card, which `push`
+renders again with the repository's id. It loads with `load_dataset(REPO_ID, "small")` on datasets 3.6,
+4 and 5, without a script.
+
+The token is `--token`, else `HF_TOKEN`, else the one `hf auth login` saved. Whatever goes wrong with the
+Hub is one line naming the fix (`HubError`, exit status 2), and the checks that need no network (the
+repository id, offline mode, a token) come before any work: no token, offline mode (`HF_HUB_OFFLINE=1`),
+an invalid repository id (also with `--dry_run`), no network, a token refused (401) or without write
+access (403, from the first request, before any file is sent). Uploads go through
+`huggingface_hub.HfApi` (create_repo, upload_folder). Recipes call `check_push(repo_id, token)` when they
+start and `push_run(output_dir, repo_id, token=...)` after training for `--push_to_hub`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
-from huggingface_hub import CommitInfo, HfApi, get_token
+from huggingface_hub import CommitInfo, HfApi, constants, get_token
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
-from hf_fma.cards import DATASET_REPO_ID, DEFAULT_LICENSE, dataset_card, model_card, require_test_evaluation
+from hf_fma.cards import (
+    DEFAULT_LICENSE,
+    dataset_card,
+    hub_dataset_id,
+    model_card,
+    require_test_evaluation,
+    write_run_card,
+)
 from hf_fma.plots import load_trainer_state, plot_confusion_matrix, plot_learning_curves
 from hf_fma.reporting import Run
 from hf_fma.run_folder import (
@@ -48,27 +70,92 @@ RESULT_FILES = (ALL_RESULTS_NAME, TRAINER_STATE_NAME)
 RESULT_PATTERNS = ("evaluation_*.json", "evaluation_*.md")
 # run_config.yaml keys that hold paths of the training machine: meaningless elsewhere, and private.
 LOCAL_PATH_KEYS = ("data_dir", "output_dir", "dataset_script", "logging_dir", "resume_from_checkpoint")
-# The loading script and the module it imports (`from .metadata import ...`), as the dataset repo holds them.
-DATASET_SCRIPT = Path(__file__).resolve().parent / "hf_fma.py"
-DATASET_SCRIPT_MODULES = (Path(__file__).resolve().parent / "metadata.py",)
+TOKENS_PAGE = "https://huggingface.co/settings/tokens"
 
 
-class MissingTokenError(RuntimeError):
+class HubError(RuntimeError):
+    """A push that cannot happen, in one line that names the fix; raised before any file is sent."""
+
+
+class MissingTokenError(HubError):
     """No Hugging Face token: nothing can be pushed."""
 
 
 def require_token(token: str | None = None) -> str:
-    """The token to push with: `token`, else `HF_TOKEN`, else the one saved by `hf auth login`.
-
-    Recipes call it at start with `--push_to_hub`, so a missing token stops them before training.
-    """
+    """The token to push with: `token`, else `HF_TOKEN`, else the one saved by `hf auth login`."""
     token = token or get_token()
     if not token:
         raise MissingTokenError(
             "no Hugging Face token: pushing needs a token with write access. Run `hf auth login`, set HF_TOKEN, "
-            "or pass --token (create one at https://huggingface.co/settings/tokens)"
+            f"or pass --token (create one at {TOKENS_PAGE})"
         )
     return token
+
+
+def check_repo_id(repo_id: str) -> str:
+    """`repo_id` if the Hub would accept it as a repository id ("owner/name" or "name"), else HubError."""
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise HubError(
+            f"{repo_id!r} is not a repository id: give owner/name (or name, for your own account) made of letters, "
+            "digits, '-', '_' and '.', not starting or ending with '-' or '.', e.g. me/ast-fma-small"
+        ) from None
+    return repo_id
+
+
+def check_online() -> None:
+    """HubError when huggingface_hub is in offline mode: every request would fail."""
+    if constants.is_offline_mode():
+        raise HubError(
+            "offline mode is on (HF_HUB_OFFLINE=1 or TRANSFORMERS_OFFLINE=1): unset it to push, e.g. "
+            "`HF_HUB_OFFLINE=0 hf-fma push ...`"
+        )
+
+
+def check_push(repo_id: str, token: str | None = None) -> str:
+    """Everything about a push that can be checked without the network, in the order a user fixes it:
+    the repository id, offline mode, a token (returned). Recipes call it before training."""
+    check_repo_id(repo_id)
+    check_online()
+    return require_token(token)
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """The exceptions of a request that did not reach the Hub: huggingface_hub 2 sends requests with
+    httpx2, 1.x with httpx (whichever is installed)."""
+    errors = []
+    for module_name in ("httpx2", "httpx"):
+        with contextlib.suppress(ImportError):
+            errors.append(importlib.import_module(module_name).TransportError)
+    return tuple(errors)
+
+
+@contextlib.contextmanager
+def hub_errors(repo_id: str) -> Iterator[None]:
+    """Turn what the Hub's requests raise into a one-line HubError naming the fix."""
+    try:
+        yield
+    except _transport_errors() as error:
+        raise HubError(
+            f"cannot reach {constants.ENDPOINT} ({type(error).__name__}: {error}): check the network connection "
+            "(and HTTPS_PROXY behind a proxy), then push again"
+        ) from None
+    except HfHubHTTPError as error:
+        status = error.response.status_code if error.response is not None else None
+        if status == 401:
+            raise HubError(
+                f"the Hub refused the token (401 Unauthorized): it is invalid or expired; run `hf auth login` with a "
+                f"token from {TOKENS_PAGE}, or set HF_TOKEN"
+            ) from None
+        if status == 403:
+            raise HubError(
+                f"the token has no write access to {repo_id} (403 Forbidden): use a token with the write role (or "
+                f"a fine-grained one allowed to write to {repo_id.split('/')[0]}'s repositories) from {TOKENS_PAGE}, "
+                "then `hf auth login`"
+            ) from None
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise HubError(f"the Hub refused the push of {repo_id} ({status}): {message}") from None
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -155,7 +242,7 @@ def prepare_model_repo(
     run_dir: str | Path,
     out_dir: str | Path,
     repo_id: str | None = None,
-    dataset_id: str = DATASET_REPO_ID,
+    dataset_id: str | None = None,
     license: str = DEFAULT_LICENSE,
 ) -> Path:
     """Write into out_dir exactly the files a model repository of this run gets (see the module docstring)
@@ -171,7 +258,10 @@ def prepare_model_repo(
     _make_empty_folder(out_dir)
     for path in to_copy:
         shutil.copy2(path, out_dir / path.name)
-    (out_dir / RUN_CONFIG_NAME).write_text(_public_run_config(run.run_config), encoding="utf-8")
+    run_config = dict(run.run_config)
+    if hub_dataset_id(run) is None:
+        run_config.pop("dataset_name", None)  # a folder of the training machine, like data_dir
+    (out_dir / RUN_CONFIG_NAME).write_text(_public_run_config(run_config), encoding="utf-8")
     figures = _draw_figures(run, evaluation, out_dir, title=repo_id or run.path.name)
     model_card(run_dir, repo_id=repo_id, dataset_id=dataset_id, license=license, figures=figures).save(out_dir / "README.md")
     return out_dir
@@ -182,65 +272,66 @@ def push_run(
     repo_id: str,
     token: str | None = None,
     private: bool = False,
-    dataset_id: str = DATASET_REPO_ID,
+    dataset_id: str | None = None,
     license: str = DEFAULT_LICENSE,
     commit_message: str | None = None,
 ) -> CommitInfo:
     """Publish a finished run as the model repository `repo_id` (created if needed) in one commit.
 
-    The token is checked first: without one nothing is prepared or sent (MissingTokenError).
+    The repository id, offline mode and the token are checked first (HubError): on any of them nothing is
+    prepared or sent. Once published, the run folder's README.md names the repository.
     """
-    token = require_token(token)
+    token = check_push(repo_id, token)
     with tempfile.TemporaryDirectory(prefix="hf-fma-push-") as staging:
         folder = prepare_model_repo(run_dir, Path(staging) / "repo", repo_id=repo_id, dataset_id=dataset_id, license=license)
         api = HfApi(token=token)
-        api.create_repo(repo_id, repo_type="model", private=private or None, exist_ok=True)  # None: the account's default
-        return api.upload_folder(
-            repo_id=repo_id,
-            repo_type="model",
-            folder_path=folder,
-            commit_message=commit_message or f"Upload {Path(run_dir).name} with hf-fma",
-        )
+        with hub_errors(repo_id):
+            api.create_repo(repo_id, repo_type="model", private=private or None, exist_ok=True)  # None: the account's default
+            commit = api.upload_folder(
+                repo_id=repo_id,
+                repo_type="model",
+                folder_path=folder,
+                commit_message=commit_message or f"Upload {Path(run_dir).name} with hf-fma",
+            )
+    write_run_card(run_dir, repo_id=repo_id)  # the run folder's card now names the repository
+    return commit
 
 
 # ----------------------------------------------------------------------------------------------------
-# The dataset repository: the loading script and its card
+# The dataset repository: a Parquet export and its card
 # ----------------------------------------------------------------------------------------------------
 
 
-def prepare_dataset_repo(repo_id: str, out_dir: str | Path) -> Path:
-    """Write the dataset repository's files into out_dir: the loading script named after the repository
-    (`load_dataset("owner/NAME")` runs NAME.py), the modules it imports, and the dataset card."""
-
-    name = repo_id.split("/")[-1]
-    if not name.isidentifier():
-        raise ValueError(
-            f"dataset repository name {name!r} must be a Python identifier (letters, digits, underscores), "
-            f"because the loading script is imported as the module {name}.py"
-        )
-    out_dir = Path(out_dir)
-    _make_empty_folder(out_dir)
-    shutil.copy2(DATASET_SCRIPT, out_dir / f"{name}.py")
-    for module in DATASET_SCRIPT_MODULES:
-        shutil.copy2(module, out_dir / module.name)
-    dataset_card(repo_id).save(out_dir / "README.md")
-    return out_dir
+def write_dataset_card(export_dir: str | Path, repo_id: str | None = None) -> Path:
+    """(Re)write the export's README.md from its files; `repo_id` goes into the usage snippet."""
+    path = Path(export_dir) / "README.md"
+    dataset_card(export_dir, repo_id).save(path)
+    return path
 
 
 def push_dataset(
-    repo_id: str, token: str | None = None, private: bool = False, commit_message: str | None = None
+    export_dir: str | Path,
+    repo_id: str,
+    token: str | None = None,
+    private: bool = False,
+    commit_message: str | None = None,
 ) -> CommitInfo:
-    """Publish the hf_fma loading script and its card as the dataset repository `repo_id`."""
-    token = require_token(token)
-    with tempfile.TemporaryDirectory(prefix="hf-fma-push-") as staging:
-        folder = prepare_dataset_repo(repo_id, Path(staging) / "repo")
-        api = HfApi(token=token)
+    """Publish an `hf-fma export` folder as the dataset repository `repo_id` (created if needed): its card,
+    rendered again for `repo_id`, and its Parquet shards, nothing else in the folder."""
+    from hf_fma.export import export_files, read_export
+
+    token = check_push(repo_id, token)
+    configs = read_export(export_dir)  # fails, naming the folder, when it is no export
+    write_dataset_card(export_dir, repo_id)
+    api = HfApi(token=token)
+    with hub_errors(repo_id):
         api.create_repo(repo_id, repo_type="dataset", private=private or None, exist_ok=True)
         return api.upload_folder(
             repo_id=repo_id,
             repo_type="dataset",
-            folder_path=folder,
-            commit_message=commit_message or "Upload the hf_fma loading script with hf-fma",
+            folder_path=export_dir,
+            allow_patterns=export_files(export_dir, configs),
+            commit_message=commit_message or f"Upload FMA ({', '.join(config.name for config in configs)}) with hf-fma",
         )
 
 
@@ -252,61 +343,131 @@ def push_dataset(
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-fma push",
-        usage="hf-fma push RUN_DIR REPO_ID [options]\n       hf-fma push --dataset REPO_ID [options]",
+        usage="hf-fma push RUN_DIR REPO_ID [options]\n       hf-fma push --dataset EXPORT_DIR REPO_ID [options]",
         description="Publish a finished run (weights, config, feature extractor, card, plots, code) as a model "
-        "repository, or with --dataset the loading script and its card as a dataset repository.",
+        "repository, or with --dataset an `hf-fma export` folder (Parquet shards and card) as a dataset repository.",
     )
-    parser.add_argument("run_dir", nargs="?", help="run folder written by recipes/train_ast.py or train_cnn.py")
+    parser.add_argument("run_dir", help="run folder written by the training recipes; with --dataset, the export folder")
     parser.add_argument("repo_id", help="owner/name of the repository (created if it does not exist)")
-    parser.add_argument("--dataset", action="store_true", help="publish the hf_fma loading script, not a run")
+    parser.add_argument("--dataset", action="store_true", help="publish an `hf-fma export` folder, not a run")
     parser.add_argument("--private", action="store_true", help="create the repository private")
     parser.add_argument("--token", help="Hugging Face token (default: HF_TOKEN or the one `hf auth login` saved)")
     parser.add_argument(
-        "--dataset_id", default=DATASET_REPO_ID, help=f"dataset repository the model card links to (default: {DATASET_REPO_ID})"
+        "--dataset_id",
+        help="Hub dataset the model card names as its training data (default: the run's --dataset_name when it "
+        "was a Hub dataset, else FMA's own page)",
     )
     parser.add_argument("--license", default=DEFAULT_LICENSE, help=f"licence of the model (default: {DEFAULT_LICENSE})")
     parser.add_argument("--commit_message")
-    parser.add_argument("--dry_run", metavar="DIR", help="write the repository's files into DIR and upload nothing")
+    parser.add_argument("--dry_run", metavar="DIR", help="write the repository's files (for --dataset: its card) into DIR and upload nothing")
     return parser
 
 
+def _dry_run(args: argparse.Namespace) -> str:
+    """Write what a push would upload into args.dry_run; the line to print."""
+    if not args.dataset:
+        folder = prepare_model_repo(args.run_dir, args.dry_run, args.repo_id, args.dataset_id, args.license)
+        return f"wrote {len(list(folder.iterdir()))} files to {folder}; nothing was uploaded"
+    from hf_fma.export import export_files, read_export
+
+    # The shards are uploaded as they are: only the card, rendered for the repository, is new.
+    files = export_files(args.run_dir, read_export(args.run_dir))
+    _make_empty_folder(Path(args.dry_run))
+    dataset_card(args.run_dir, args.repo_id).save(Path(args.dry_run) / "README.md")
+    size = sum((Path(args.run_dir) / name).stat().st_size for name in files[1:])
+    return (
+        f"would upload {Path(args.dry_run) / 'README.md'} and {len(files) - 1} Parquet files ({size / 1e6:,.1f} MB) "
+        f"from {args.run_dir}; nothing was uploaded"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`hf-fma push RUN_DIR REPO_ID [--private] [--dry_run DIR]` or `hf-fma push --dataset REPO_ID`."""
-    parser = _build_parser()
-    args = parser.parse_args(argv)
-    if args.dataset == (args.run_dir is not None):
-        parser.error("give RUN_DIR and REPO_ID to push a run, or --dataset and REPO_ID to push the loading script")
+    """`hf-fma push RUN_DIR REPO_ID [--private] [--dry_run DIR]` or `hf-fma push --dataset EXPORT_DIR REPO_ID`."""
+    args = _build_parser().parse_args(argv)
     try:
+        check_repo_id(args.repo_id)
         if args.dry_run:
-            folder = (
-                prepare_dataset_repo(args.repo_id, args.dry_run)
-                if args.dataset
-                else prepare_model_repo(args.run_dir, args.dry_run, args.repo_id, args.dataset_id, args.license)
-            )
-            print(f"wrote {len(list(folder.iterdir()))} files to {folder}; nothing was uploaded")
+            print(_dry_run(args))
             return 0
         if args.dataset:
-            commit = push_dataset(args.repo_id, token=args.token, private=args.private, commit_message=args.commit_message)
+            commit = push_dataset(
+                args.run_dir, args.repo_id, token=args.token, private=args.private, commit_message=args.commit_message
+            )
         else:
             commit = push_run(
                 args.run_dir, args.repo_id, token=args.token, private=args.private, dataset_id=args.dataset_id,
                 license=args.license, commit_message=args.commit_message,
             )
-    except (MissingTokenError, FileNotFoundError, FileExistsError, ValueError) as error:
+    except (HubError, FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"hf-fma push: {error}", file=sys.stderr)
         return 2
     print(f"pushed to {commit.repo_url}: {commit.commit_url}")
     return 0
 
 
+def _build_export_parser() -> argparse.ArgumentParser:
+    from hf_fma.export import CONFIG_NAMES, DEFAULT_MAX_SHARD_SIZE
+
+    parser = argparse.ArgumentParser(
+        prog="hf-fma export",
+        description="Write FMA configs as a Hub-ready Parquet dataset (shards per split, MP3 bytes as they are, "
+        "every track's licence) with its dataset card; `hf-fma push --dataset OUT REPO_ID` publishes it.",
+    )
+    parser.add_argument("output_dir", help="folder to write (one sub-folder per config, and README.md)")
+    parser.add_argument(
+        "--data_dir", "--data-dir",
+        help="folder with the FMA archives or their extracted folders (default: download the official archives)",
+    )
+    parser.add_argument(
+        "--dataset_config_name", "--dataset-config-name", nargs="+", default=["small"], choices=CONFIG_NAMES,
+        metavar="CONFIG", help=f"configs to export, any of {', '.join(CONFIG_NAMES)} (default: small)",
+    )
+    parser.add_argument(
+        "--max_shard_size", "--max-shard-size", default=DEFAULT_MAX_SHARD_SIZE,
+        help=f"size of a Parquet shard, e.g. 500MB or 1GB (default: {DEFAULT_MAX_SHARD_SIZE})",
+    )
+    parser.add_argument("--repo_id", "--repo-id", help="dataset repository the card's usage snippet names (default: the folder)")
+    parser.add_argument("--cache_dir", "--cache-dir", help="datasets cache for the prepared configs (default: HF_DATASETS_CACHE)")
+    return parser
+
+
+def export_main(argv: list[str] | None = None) -> int:
+    """`hf-fma export OUT --data_dir DIR --dataset_config_name small [medium ...]`: the Parquet shards of each
+    config (hf_fma.export), then the card of everything the folder holds."""
+    from hf_fma.export import export_fma
+
+    args = _build_export_parser().parse_args(argv)
+    try:
+        if args.repo_id:
+            check_repo_id(args.repo_id)
+        exported = export_fma(
+            args.output_dir, args.dataset_config_name, data_dir=args.data_dir, max_shard_size=args.max_shard_size,
+            cache_dir=args.cache_dir,
+        )
+        card = write_dataset_card(args.output_dir, args.repo_id)
+    except (HubError, FileNotFoundError, FileExistsError, ValueError) as error:
+        print(f"hf-fma export: {error}", file=sys.stderr)
+        return 2
+    for name, splits in exported.items():
+        print(f"{name}: " + ", ".join(f"{split} {len(files)} shard(s)" for split, files in splits.items()))
+    print(f"wrote {card}; publish with: hf-fma push --dataset {args.output_dir} {args.repo_id or 'OWNER/NAME'}")
+    return 0
+
+
 __all__ = [
+    "HubError",
     "MissingTokenError",
+    "check_online",
+    "check_push",
+    "check_repo_id",
+    "export_main",
+    "hub_errors",
     "main",
-    "prepare_dataset_repo",
     "prepare_model_repo",
     "push_dataset",
     "push_run",
     "require_token",
+    "write_dataset_card",
 ]
 
 

@@ -10,10 +10,11 @@ Hub code), which is why it is a module of its own rather than part of training.p
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hf_fma.hub import push_run, require_token
+from hf_fma.hub import HubError, check_push, push_run
 from hf_fma.training import parse_arguments, run_training, setup_logging, summary_line
 
 
@@ -29,11 +30,17 @@ def train_main(argv: Sequence[str] | None = None, model_family: str = "ast") -> 
     setup_logging(training_args)
 
     # Publishing: hf-fma's push (model card with the test metrics, plots, code) once the run is done,
-    # instead of Trainer's own push of every checkpoint with a generic card. The token is checked now,
-    # so that a missing one fails before hours of training, not after. It stays in this variable only:
+    # instead of Trainer's own push of every checkpoint with a generic card. The repository id, offline
+    # mode and the token are checked now, so that a push that cannot happen fails before hours of
+    # training, in one line (exit status 2), not after them. The token stays in this variable only:
     # run_training clears hub_token before Trainer pickles the arguments into training_args.bin.
     push_to_hub = training_args.push_to_hub
-    token = require_token(training_args.hub_token) if push_to_hub else None
+    repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
+    try:
+        token = check_push(repo_id, training_args.hub_token) if push_to_hub else None
+    except HubError as error:
+        print(f"--push_to_hub: {error}", file=sys.stderr)
+        return 2
     training_args.push_to_hub = False
 
     # Load splits, transforms, model, Trainer, train, evaluate, save.
@@ -41,8 +48,11 @@ def train_main(argv: Sequence[str] | None = None, model_family: str = "ast") -> 
 
     if training_args.process_index == 0:
         if push_to_hub:
-            repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
-            push_run(training_args.output_dir, repo_id, token=token, private=bool(training_args.hub_private_repo))
+            try:
+                push_run(training_args.output_dir, repo_id, token=token, private=bool(training_args.hub_private_repo))
+            except HubError as error:
+                print(f"--push_to_hub: {error}; the run is saved in {training_args.output_dir}", file=sys.stderr)
+                return 2
             print(f"pushed {training_args.output_dir} to the Hub as {repo_id}")
         # Summary: one line with the test metrics.
         print(summary_line(metrics, training_args.output_dir))

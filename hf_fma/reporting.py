@@ -368,6 +368,17 @@ def write_evaluation(
     return written
 
 
+def _refresh_run_card(folder: str | Path) -> list[Path]:
+    """Rewrite a run folder's README.md model card from its files, now with the new evaluation; nothing
+    for a folder that is no finished run (a model saved elsewhere) or has no test evaluation yet."""
+    from hf_fma.cards import write_run_card  # imported here: cards builds on this module
+
+    try:
+        return [write_run_card(folder)]
+    except FileNotFoundError:
+        return []
+
+
 def _build_evaluate_parser() -> argparse.ArgumentParser:
     from hf_fma.hf_fma import Fma
 
@@ -446,6 +457,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     written = write_evaluation(
         evaluation, output_dir, args.split, title=title, plot=not args.no_plot, dataset_config=args.config
     )
+    if Path(output_dir) == Path(args.model):
+        written += _refresh_run_card(output_dir)
     print(evaluation_markdown(evaluation, title), end="")
     for path in written:
         print(path)

@@ -136,6 +136,13 @@ class DataArguments:
         },
     )
     dataset_config_name: str = field(default="small", metadata={"help": f"One of {', '.join(DATASET_CONFIGS)}."})
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "A Parquet export of FMA (`hf-fma export`): its folder or Hub dataset id, read with "
+            "load_dataset(dataset_name, dataset_config_name) instead of the archives; data_dir is then not read."
+        },
+    )
     dataset_script: str = field(
         default=DATASET_SCRIPT, metadata={"help": "The hf_fma loading script's folder (default: the package's)."}
     )
@@ -311,7 +318,7 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
         raise ValueError(
             f"unknown dataset config {data_args.dataset_config_name!r}; valid configs: {', '.join(DATASET_CONFIGS)}"
         )
-    if data_args.data_dir is not None and not os.path.isdir(os.path.expanduser(data_args.data_dir)):
+    if data_args.dataset_name is None and data_args.data_dir is not None and not os.path.isdir(os.path.expanduser(data_args.data_dir)):
         raise FileNotFoundError(
             f"data_dir {data_args.data_dir!r} is not a folder: give the folder holding fma_metadata.zip and "
             f"fma_{data_args.dataset_config_name}.zip (or `hf-fma make-demo DIR` for the offline demo)"
@@ -387,8 +394,12 @@ def describe_process(training_args: TrainingArguments) -> str:
 
 
 def load_splits(data_args: DataArguments) -> dict[str, datasets.Dataset | datasets.IterableDataset]:
-    """train/validation/test through the hf_fma loading script, audio left undecoded ({"path", "bytes"}:
-    the transforms decode only their crops)."""
+    """train/validation/test through the hf_fma loading script, or of an export with `dataset_name`, audio
+    left undecoded ({"path", "bytes"}: the transforms decode only their crops)."""
+    if data_args.dataset_name:
+        # An `hf-fma export` (folder or Hub repository): Parquet with the builder's columns and MP3 bytes.
+        splits = load_dataset(data_args.dataset_name, data_args.dataset_config_name, streaming=data_args.streaming)
+        return {name: splits[name].cast_column("audio", Audio(decode=False)) for name in ("train", "validation", "test")}
     # datasets resolves a relative data_dir against the loading script's folder, not the working directory.
     data_dir = None if data_args.data_dir is None else os.path.abspath(os.path.expanduser(data_args.data_dir))
     splits = load_dataset(
@@ -704,6 +715,13 @@ def run_training(
         measured = replace(model_args, feature_mean=feature_extractor.mean, feature_std=feature_extractor.std)
         write_run_config(staging, measured, data_args, training_args)
         publish_staged(staging, training_args.output_dir, metrics)
+
+        # Card: README.md beside the saved model, so that any upload of the folder (model.push_to_hub,
+        # `hf upload`) publishes a complete one. It reports the test evaluation just moved in. Imported
+        # here: cards belong to the reporting layer above training.
+        from hf_fma.cards import write_run_card
+
+        write_run_card(training_args.output_dir, repo_id=training_args.hub_model_id)
     return metrics
 
 

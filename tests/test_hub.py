@@ -19,7 +19,7 @@ import yaml
 from huggingface_hub import DatasetCard, ModelCard, set_client_factory
 
 from hf_fma import hub
-from hf_fma.cards import DATASET_REPO_ID, dataset_card, model_card
+from hf_fma.cards import model_card
 from hf_fma.reporting import evaluation_json_name
 
 GENRES = ["Electronic", "Experimental", "Folk", "Hip-Hop", "Instrumental", "International", "Pop", "Rock"]
@@ -63,7 +63,7 @@ def test_ast_card_from_a_real_run_has_the_hub_metadata_and_the_run_facts(tiny_ru
     metadata = card.data.to_dict()
     assert metadata["pipeline_tag"] == "audio-classification"
     assert metadata["license"] == "apache-2.0"
-    assert metadata["datasets"] == [DATASET_REPO_ID]
+    assert "datasets" not in metadata  # trained on the archives, not on a Hub dataset
     assert metadata["metrics"] == ["accuracy", "f1"]
     assert metadata["library_name"] == "transformers"
     assert "base_model" not in metadata  # trained from scratch
@@ -75,8 +75,9 @@ def test_ast_card_from_a_real_run_has_the_hub_metadata_and_the_run_facts(tiny_ru
     assert results["f1", "track"].metric_value == pytest.approx(evaluation["track"]["macro_f1"], abs=1e-4)
     for result in card.data.eval_results:
         assert (result.task_type, result.dataset_type, result.dataset_config, result.dataset_split) == (
-            "audio-classification", DATASET_REPO_ID, "small", "test"
+            "audio-classification", "fma", "small", "test"
         )
+        assert result.metric_args == ({"average": "macro"} if result.metric_type == "f1" else None)
     assert card.data.model_name == "ast-fma-demo"
 
     text = card.text
@@ -148,17 +149,6 @@ def test_card_needs_the_test_evaluation(tiny_runs, tmp_path):
     assert not (tmp_path / "repo").exists()  # failed before writing anything
 
 
-def test_dataset_card_metadata_and_content():
-    from hf_fma.hf_fma import Fma
-
-    card = DatasetCard(str(dataset_card("me/hf_fma")))
-    assert card.data.task_categories == ["audio-classification"]
-    assert card.data.license == "other"
-    assert card.data.config_names == [config.name for config in Fma.BUILDER_CONFIGS]
-    assert 'load_dataset("me/hf_fma", "small", trust_remote_code=True)' in card.text
-    assert "| `genre` | ClassLabel" in card.text and "099134" in card.text
-
-
 # ----------------------------------------------------------------------------------------------------
 # The folders that get uploaded
 # ----------------------------------------------------------------------------------------------------
@@ -214,32 +204,6 @@ def test_pushed_folders_run_in_a_pipeline_without_hf_fma(tiny_runs, tmp_path):
         expected_scores = dict(zip(GENRES, torch.softmax(logits, -1).tolist()))
         for prediction in predictions:
             assert prediction["score"] == pytest.approx(expected_scores[prediction["label"]], abs=1e-5), family
-
-
-def test_published_loading_script_loads_the_demo_without_hf_fma(demo_dir, tmp_path):
-    folder = hub.prepare_dataset_repo("me/fma_script", tmp_path / "fma_script")
-    assert {path.name for path in folder.iterdir()} == {"fma_script.py", "metadata.py", "README.md"}
-    script = textwrap.dedent(
-        """
-        import sys
-        sys.modules["hf_fma"] = None
-        from datasets import load_dataset
-        test = load_dataset(sys.argv[1], "small", data_dir=sys.argv[2], split="test", trust_remote_code=True)
-        print(len(test), test.features["genre"].names[0])
-        """
-    )
-    completed = subprocess.run(
-        [sys.executable, "-c", script, str(folder), str(demo_dir)], capture_output=True, text=True, timeout=300,
-        env={**__import__("os").environ, "HF_DATASETS_CACHE": str(tmp_path / "cache")},
-    )
-    assert completed.returncode == 0, completed.stderr
-    count, first_genre = completed.stdout.split()
-    assert int(count) > 0 and first_genre == "Electronic"
-
-
-def test_dataset_repository_name_must_be_importable(tmp_path):
-    with pytest.raises(ValueError, match="Python identifier"):
-        hub.prepare_dataset_repo("me/free-music-archive", tmp_path / "repo")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -306,24 +270,39 @@ class InMemoryHub:
 
 
 @pytest.fixture
-def in_memory_hub(monkeypatch):
-    """huggingface_hub's HTTP client with its transport replaced: every request ends in InMemoryHub. Xet is
-    off (HF_HUB_DISABLE_XET), as for a Hub without it, so LFS bytes go through the same transport."""
-    fake = InMemoryHub()
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
-    set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(fake)))
-    yield fake
+def serve_hub(monkeypatch):
+    """serve_hub(handler): huggingface_hub's HTTP client with its transport replaced, so that every request
+    ends in handler(request) -> response. Online (conftest sets HF_HUB_OFFLINE for every test); Xet off
+    (HF_HUB_DISABLE_XET), as for a Hub without it, so LFS bytes go through the same transport."""
     from huggingface_hub.utils._http import default_client_factory
 
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+    def serve(handler):
+        set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(handler)))
+        return handler
+
+    yield serve
     set_client_factory(default_client_factory)
+
+
+@pytest.fixture
+def in_memory_hub(serve_hub):
+    """Every request of huggingface_hub ends in an InMemoryHub."""
+    return serve_hub(InMemoryHub())
 
 
 def test_push_run_uploads_the_repository_folder(tiny_runs, in_memory_hub, tmp_path):
     commit = hub.push_run(tiny_runs["cnn"], "me/cnn-fma-demo", token="hf_test_token", private=True)
     assert commit.oid == "1" * 40
     assert in_memory_hub.created == [{"name": "cnn-fma-demo", "organization": "me", "visibility": "private", "type": "model"}]
-    assert all(request.headers.get("authorization") == "Bearer hf_test_token"
-               for request in in_memory_hub.requests if request.url.host != "lfs.example")
+    # Every request about the repository carries the token (not the LFS storage's, nor huggingface_hub's
+    # own daily, anonymous fetch of its agent registry for the user agent).
+    repository_requests = [request for request in in_memory_hub.requests
+                           if request.url.host != "lfs.example" and request.url.path != "/api/agent-harnesses"]
+    assert repository_requests and all(request.headers.get("authorization") == "Bearer hf_test_token"
+                                       for request in repository_requests)
 
     uploaded = in_memory_hub.repositories["model", "me/cnn-fma-demo"]
     expected = hub.prepare_model_repo(tiny_runs["cnn"], tmp_path / "expected", repo_id="me/cnn-fma-demo")
@@ -336,14 +315,6 @@ def test_push_run_uploads_the_repository_folder(tiny_runs, in_memory_hub, tmp_pa
     assert in_memory_hub.lfs_objects[hashlib.sha256(weights).hexdigest()] == weights  # sent as LFS
 
 
-def test_push_dataset_uploads_the_loading_script(in_memory_hub):
-    hub.push_dataset("me/fma_script", token="hf_test_token")
-    assert in_memory_hub.created[0]["type"] == "dataset"
-    uploaded = in_memory_hub.repositories["dataset", "me/fma_script"]
-    assert set(uploaded) == {"fma_script.py", "metadata.py", "README.md"}
-    assert uploaded["fma_script.py"] == hub.DATASET_SCRIPT.read_bytes()
-
-
 def test_missing_token_stops_before_any_work(in_memory_hub, monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
@@ -352,7 +323,7 @@ def test_missing_token_stops_before_any_work(in_memory_hub, monkeypatch, tmp_pat
     with pytest.raises(hub.MissingTokenError, match="hf auth login"):
         hub.push_run(tmp_path / "no-such-run", "me/model")
     with pytest.raises(hub.MissingTokenError):
-        hub.push_dataset("me/fma_script")
+        hub.push_dataset(tmp_path / "no-such-export", "me/fma")
     assert hub.main([str(tmp_path / "no-such-run"), "me/model"]) == 2
     assert "no Hugging Face token" in capsys.readouterr().err
     assert in_memory_hub.requests == []
@@ -363,3 +334,94 @@ def test_push_command_line_needs_a_run_or_dataset(capsys):
         hub.main(["me/model"])
     assert exit_info.value.code == 2
     assert "--dataset" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------------
+# Hub errors: one line naming the fix, exit status 2, nothing sent
+# ----------------------------------------------------------------------------------------------------
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_invalid_repo_id_is_refused_even_in_a_dry_run(tiny_runs, tmp_path, capsys):
+    assert hub.main([str(tiny_runs["ast"]), "not a repo id!!", "--dry_run", str(tmp_path / "out")]) == 2
+    assert "'not a repo id!!' is not a repository id" in one_line_error(capsys)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(hub.HubError, match="owner/name"):
+        hub.push_run(tiny_runs["ast"], "me/two/slashes", token="hf_test_token")
+
+
+def test_offline_mode_stops_before_any_work(tiny_runs, in_memory_hub, monkeypatch, capsys):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert hub.main([str(tiny_runs["ast"]), "me/model", "--token", "hf_test_token"]) == 2
+    assert "HF_HUB_OFFLINE" in one_line_error(capsys)
+    assert in_memory_hub.requests == []
+
+
+def test_no_network_is_one_line(tiny_runs, serve_hub, capsys):
+    def unreachable(request):
+        raise httpx2.ConnectError("[Errno 101] Network is unreachable", request=request)
+
+    serve_hub(unreachable)
+    assert hub.main([str(tiny_runs["ast"]), "me/model", "--token", "hf_test_token"]) == 2
+    assert "cannot reach https://huggingface.co" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("status, fix", [(403, "no write access to me/model"), (401, "hf auth login")])
+def test_a_refused_token_is_one_line_before_any_upload(status, fix, tiny_runs, serve_hub, capsys):
+    requests = []
+
+    def refusing(request):
+        requests.append(request)
+        return httpx2.Response(status, json={"error": "You don't have the rights to create a model under this namespace"})
+
+    serve_hub(refusing)
+    assert hub.main([str(tiny_runs["ast"]), "me/model", "--token", "hf_test_token"]) == 2
+    assert fix in one_line_error(capsys)
+    assert not [request for request in requests if "/preupload/" in request.url.path or "/commit/" in request.url.path]
+
+
+# ----------------------------------------------------------------------------------------------------
+# The card in the run folder
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_training_leaves_a_complete_card_in_the_run_folder(tiny_runs):
+    for family, run_dir in tiny_runs.items():
+        content = (run_dir / "README.md").read_text()
+        card = ModelCard.load(run_dir / "README.md")  # the YAML parses as the Hub parses it
+        results = card.data.to_dict()["model-index"][0]["results"]
+        assert {metric["type"] for result in results for metric in result["metrics"]} == {"accuracy", "f1"}
+        assert "hf-fma/fma" not in content and "pip install hf-fma" not in content
+        assert "trust_remote_code=True)`" not in content  # no load_dataset call that datasets >= 4 refuses
+        assert "macro-F1" in card.text and "pip install transformers torch" in card.text
+        assert "[FMA](https://github.com/mdeff/fma)" in card.text, family  # trained on the archives
+
+
+def test_card_names_the_hub_dataset_a_run_trained_on(tiny_runs, tmp_path):
+    run_dir = copy_run(tiny_runs["ast"], tmp_path / "run")
+    run_config = yaml.safe_load((run_dir / "run_config.yaml").read_text())
+    (run_dir / "run_config.yaml").write_text(yaml.safe_dump({**run_config, "dataset_name": "me/fma"}))
+    card = model_card(run_dir)
+    assert card.data.datasets == ["me/fma"]
+    assert {result.dataset_type for result in card.data.eval_results} == {"me/fma"}
+    assert 'load_dataset("me/fma", "small")' in card.text
+    # A local export folder is no Hub dataset: the card links FMA's page instead.
+    (run_dir / "run_config.yaml").write_text(yaml.safe_dump({**run_config, "dataset_name": str(tmp_path)}))
+    assert model_card(run_dir).data.datasets is None
+
+
+def test_evaluate_and_push_refresh_the_run_card(tiny_runs, demo_dir, in_memory_hub, tmp_path):
+    from hf_fma.reporting import evaluate_main
+
+    run_dir = copy_run(tiny_runs["cnn"], tmp_path / "run", skip=("README.md",))
+    argv = [str(run_dir), "--config", "small", "--split", "test", "--data_dir", str(demo_dir), "--n_crops", "2",
+            "--max_tracks", "16", "--no_plot", "--device", "cpu"]  # fmt: skip
+    assert evaluate_main(argv) == 0
+    assert ModelCard.load(run_dir / "README.md").data.eval_results
+    hub.push_run(run_dir, "me/cnn-fma-demo", token="hf_test_token")
+    assert 'model="me/cnn-fma-demo"' in (run_dir / "README.md").read_text()  # the card names the repository

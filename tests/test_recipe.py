@@ -1,9 +1,9 @@
 """The recipes' entry point: training, then hf-fma's own Hub push when --push_to_hub is given."""
 
+import huggingface_hub
 import pytest
 
 from hf_fma import recipe
-from hf_fma.hub import MissingTokenError
 
 from .conftest import REPO_ROOT
 
@@ -24,15 +24,32 @@ def fake_training(monkeypatch):
     return calls
 
 
-def test_push_to_hub_without_a_token_fails_before_training(fake_training, monkeypatch, tmp_path):
+@pytest.fixture
+def online(monkeypatch):
+    """huggingface_hub out of the offline mode conftest sets, so that the push checks reach the token."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+
+def test_push_to_hub_without_a_token_fails_before_training(fake_training, online, monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr("hf_fma.hub.get_token", lambda: None)
-    with pytest.raises(MissingTokenError):
-        recipe.train_main(["--config", AST_DEMO, "--output_dir", str(tmp_path / "run"), "--push_to_hub"], "ast")
+    argv = ["--config", AST_DEMO, "--output_dir", str(tmp_path / "run"), "--push_to_hub"]
+    assert recipe.train_main(argv, "ast") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no Hugging Face token" in err and "hf auth login" in err  # no traceback
     assert fake_training == []
 
 
-def test_push_to_hub_publishes_the_finished_run_with_hf_fma_not_trainer(fake_training, monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize("hub_model_id, fix", [("not a repo id!!", "is not a repository id"), ("me/ast-demo", "HF_HUB_OFFLINE")])
+def test_push_to_hub_that_cannot_happen_fails_before_training(hub_model_id, fix, fake_training, tmp_path, capsys):
+    argv = ["--config", AST_DEMO, "--output_dir", str(tmp_path / "run"), "--push_to_hub", "--hub_model_id", hub_model_id,
+            "--hub_token", "hf_test"]  # fmt: skip
+    assert recipe.train_main(argv, "ast") == 2  # conftest's HF_HUB_OFFLINE=1 stops the valid id
+    assert fix in capsys.readouterr().err
+    assert fake_training == []
+
+
+def test_push_to_hub_publishes_the_finished_run_with_hf_fma_not_trainer(fake_training, online, monkeypatch, tmp_path, capsys):
     pushed = []
     monkeypatch.setattr(recipe, "push_run", lambda run_dir, repo_id, token, private: pushed.append((run_dir, repo_id, token, private)))
     output_dir = str(tmp_path / "run")

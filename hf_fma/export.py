@@ -1,0 +1,288 @@
+"""FMA as a Hub-ready Parquet dataset: what `load_dataset("owner/fma", "small")` reads on every datasets version.
+
+    hf-fma export fma_parquet --data_dir /data/fma --dataset_config_name small medium
+    hf-fma push --dataset fma_parquet me/fma                      # then load_dataset("me/fma", "small")
+
+    >>> from hf_fma.export import export_fma, read_export
+    >>> export_fma("fma_parquet", ["small"], data_dir="/data/fma")
+    >>> [(config.name, config.num_examples) for config in read_export("fma_parquet")]
+
+Layout, as `Dataset.push_to_hub` writes a config (so the Hub's viewer and `load_dataset` find it through the
+card's `configs:`): `OUT/{config}/{split}-{index:05d}-of-{count:05d}.parquet`, splits `train`, `validation`,
+`test` (the official ones), shards of about `max_shard_size` (500 MB). The rows are the builder's
+(`hf_fma.hf_fma.Fma`: every column, the track's licence included), the audio column holds each MP3's
+bytes exactly as the archive has them (never decoded or re-encoded) and its file name. The dataset card,
+README.md, is written from the folder by `hf_fma.cards.dataset_card`.
+
+Why not `Dataset.to_parquet` or `push_to_hub`: files written by datasets >= 4 name their list features
+`List`, a feature type datasets 3 does not know, so datasets 3.6 cannot read them. This module writes
+the features in datasets 3's spelling (`Sequence`), which datasets 3.6, 4 and 5 all read as the same
+Arrow list, whatever version runs the export.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datasets.table import embed_table_storage
+from datasets.utils.py_utils import convert_file_size_to_int
+
+from hf_fma.hf_fma import Fma
+from hf_fma.metadata import SPLIT_NAMES
+
+DEFAULT_MAX_SHARD_SIZE = "500MB"
+SPLITS = tuple(SPLIT_NAMES.values())  # train, validation, test
+# Rows per Parquet row group: datasets 3.6's own choice for audio (PARQUET_ROW_GROUP_SIZE_FOR_AUDIO_DATASETS),
+# about 100 MB of 30 s MP3s, so that a reader (the Hub's viewer, a streaming loader) fetches little at a time.
+ROWS_PER_ROW_GROUP = 100
+CONFIG_NAMES = tuple(config.name for config in Fma.BUILDER_CONFIGS)
+
+
+def shard_file_name(split: str, index: int, count: int) -> str:
+    """`train-00000-of-00003.parquet`: `push_to_hub`'s names, which the card's `{split}-*` patterns match."""
+    return f"{split}-{index:05d}-of-{count:05d}.parquet"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Features every datasets version reads
+# ----------------------------------------------------------------------------------------------------
+
+
+def _refuse_list_of_structs(is_struct: bool, where: Any) -> None:
+    # datasets 3 makes a Sequence of a dict a dict of lists, another Arrow type: only lists of other
+    # features (all the builder has) mean the same under both names.
+    if is_struct:
+        raise ValueError(f"a list of structs ({where}) has no form that datasets 3 and 4+ both read")
+
+
+def portable_features_dict(features: datasets.Features) -> dict[str, Any]:
+    """`features.to_dict()` in the form datasets 3.6, 4 and 5 all read: list features as `Sequence`."""
+
+    def convert(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        value = {key: convert(item) for key, item in value.items()}
+        if value.get("_type") == "List":
+            _refuse_list_of_structs("_type" not in value["feature"], value)  # a struct is a plain dict
+            value["_type"] = "Sequence"
+        return value
+
+    return convert(features.to_dict())
+
+
+def portable_yaml(card_metadata: Any) -> Any:
+    """Card metadata (`dataset_info:` features) in the form every datasets version reads: datasets >= 4's
+    `list: string` spelled `sequence: string`."""
+    if isinstance(card_metadata, list):
+        return [portable_yaml(item) for item in card_metadata]
+    if not isinstance(card_metadata, dict):
+        return card_metadata
+    converted = {}
+    for key, item in card_metadata.items():
+        if key == "list":
+            _refuse_list_of_structs(isinstance(item, list), card_metadata)  # a struct is a list of fields
+            key = "sequence"
+        converted[key] = portable_yaml(item)
+    return converted
+
+
+def portable_schema(features: datasets.Features) -> pa.Schema:
+    """The Arrow schema of `features` with its `huggingface` metadata (what `load_dataset` reads the
+    features from) in the portable form."""
+    metadata = {"huggingface": json.dumps({"info": {"features": portable_features_dict(features)}})}
+    return features.arrow_schema.with_metadata(metadata)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------------------------------------
+
+
+def _prepared_splits(config_name: str, data_dir: str | None, cache_dir: str | None) -> datasets.DatasetDict:
+    """The builder's prepared train/validation/test of `config_name` (audio as file paths, not decoded)."""
+    builder = Fma(
+        config_name=config_name,
+        data_dir=None if data_dir is None else os.path.abspath(os.path.expanduser(data_dir)),
+        cache_dir=cache_dir,
+    )
+    builder.download_and_prepare()
+    return builder.as_dataset()
+
+
+def _audio_sizes(split: datasets.Dataset) -> list[int]:
+    """Bytes of each row's audio file: what its row weighs in a shard (the other columns are a few
+    hundred bytes)."""
+    return [os.path.getsize(audio["path"]) for audio in split.with_format("arrow")["audio"].to_pylist()]
+
+
+def _write_split(split: datasets.Dataset, name: str, folder: Path, max_shard_bytes: int) -> list[Path]:
+    """Write one split as contiguous shards of about max_shard_bytes, audio bytes embedded."""
+    total = sum(_audio_sizes(split))
+    count = max(1, math.ceil(total / max_shard_bytes))
+    schema = portable_schema(split.features)
+    source_metadata = split.features.arrow_schema.metadata  # what embed_table_storage reads the features from
+    written = []
+    for index in range(count):
+        shard = split.shard(num_shards=count, index=index, contiguous=True)
+        path = folder / shard_file_name(name, index, count)
+        with pq.ParquetWriter(path, schema) as writer:
+            for table in shard.with_format("arrow").iter(batch_size=ROWS_PER_ROW_GROUP):
+                # Reads each MP3 file into the audio column's `bytes` (as push_to_hub does), path -> file name.
+                table = embed_table_storage(table.replace_schema_metadata(source_metadata))
+                writer.write_table(table.cast(schema), row_group_size=ROWS_PER_ROW_GROUP)
+        written.append(path)
+    return written
+
+
+def export_fma(
+    out_dir: str | os.PathLike,
+    config_names: Sequence[str],
+    data_dir: str | os.PathLike | None = None,
+    max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE,
+    cache_dir: str | os.PathLike | None = None,
+) -> dict[str, dict[str, list[Path]]]:
+    """Write each config of `config_names` into `out_dir/{config}/` as Parquet shards (see the module
+    docstring) and return {config: {split: [shard paths]}}.
+
+    data_dir: the FMA archives or their extracted folders (as for the builder); None downloads them.
+    max_shard_size: bytes per shard, an int or a string such as "500MB".
+    A config folder that already exists is an error: the export never mixes shards of two runs. Each
+    config is written into `{config}.partial/` and renamed when complete, so an interrupted export
+    leaves no folder that looks finished.
+    """
+    unknown = [name for name in config_names if name not in CONFIG_NAMES]
+    if unknown or not config_names:
+        raise ValueError(f"unknown FMA config(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(CONFIG_NAMES)}")
+    max_shard_bytes = convert_file_size_to_int(max_shard_size)
+    if max_shard_bytes <= 0:
+        raise ValueError(f"max_shard_size must be positive, got {max_shard_size!r}")
+    out_dir = Path(out_dir)
+    existing = [name for name in config_names if (out_dir / name).exists()]
+    if existing:
+        raise FileExistsError(
+            f"{out_dir} already holds {', '.join(existing)}: delete that folder to export the config again"
+        )
+    exported = {}
+    for name in config_names:
+        splits = _prepared_splits(name, None if data_dir is None else str(data_dir), None if cache_dir is None else str(cache_dir))
+        partial = out_dir / f"{name}.partial"
+        if partial.exists():
+            shutil.rmtree(partial)  # left by an interrupted export
+        partial.mkdir(parents=True)
+        files = {split: _write_split(splits[split], split, partial, max_shard_bytes) for split in SPLITS}
+        partial.rename(out_dir / name)
+        exported[name] = {split: [out_dir / name / path.name for path in paths] for split, paths in files.items()}
+    return exported
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reading an export back (for its card and its checks)
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ExportedSplit:
+    files: list[Path]
+    num_examples: int
+    num_bytes: int  # uncompressed, as `dataset_info` counts it
+    file_bytes: int  # on disk
+
+
+@dataclass
+class ExportedConfig:
+    """One config of an export, read from its Parquet files' footers (and licence column)."""
+
+    name: str
+    features: datasets.Features
+    splits: dict[str, ExportedSplit]
+    licenses: Counter = field(default_factory=Counter)  # licence -> tracks ("" for tracks without one)
+
+    @property
+    def num_examples(self) -> int:
+        return sum(split.num_examples for split in self.splits.values())
+
+    def data_files(self) -> list[dict[str, str]]:
+        """The card's `configs:` entry: a `{config}/{split}-*` pattern per split."""
+        return [{"split": split, "path": f"{self.name}/{split}-*"} for split in self.splits]
+
+    def dataset_info(self) -> datasets.DatasetInfo:
+        split_dict = datasets.SplitDict()
+        for name, split in self.splits.items():
+            split_dict.add(datasets.SplitInfo(name=name, num_bytes=split.num_bytes, num_examples=split.num_examples))
+        return datasets.DatasetInfo(
+            config_name=self.name,
+            features=self.features,
+            splits=split_dict,
+            download_size=sum(split.file_bytes for split in self.splits.values()),
+            dataset_size=sum(split.num_bytes for split in self.splits.values()),
+        )
+
+
+def _read_split(files: list[Path]) -> tuple[ExportedSplit, Counter]:
+    num_examples = num_bytes = 0
+    licenses = Counter()
+    for path in files:
+        parquet = pq.ParquetFile(path)
+        num_examples += parquet.metadata.num_rows
+        num_bytes += sum(parquet.metadata.row_group(i).total_byte_size for i in range(parquet.metadata.num_row_groups))
+        licenses.update(value or "" for value in parquet.read(columns=["license"]).column("license").to_pylist())
+    return ExportedSplit(files, num_examples, num_bytes, sum(path.stat().st_size for path in files)), licenses
+
+
+def read_export(out_dir: str | os.PathLike) -> list[ExportedConfig]:
+    """The configs of an export folder, in the builder's config order."""
+    out_dir = Path(out_dir)
+    configs = []
+    for name in CONFIG_NAMES:
+        files = {split: sorted((out_dir / name).glob(f"{split}-*.parquet")) for split in SPLITS}
+        if not any(files.values()):
+            continue
+        missing = [split for split, paths in files.items() if not paths]
+        if missing:
+            raise FileNotFoundError(f"{out_dir / name} has no {', '.join(missing)} shards: export the config again")
+        features = datasets.Features.from_arrow_schema(pq.read_schema(files["train"][0]))
+        splits, licenses = {}, Counter()
+        for split, paths in files.items():
+            splits[split], split_licenses = _read_split(paths)
+            licenses += split_licenses
+        configs.append(ExportedConfig(name, features, splits, licenses))
+    if not configs:
+        raise FileNotFoundError(
+            f"{out_dir} holds no exported config (folders {', '.join(CONFIG_NAMES)} of Parquet shards): "
+            "write one with `hf-fma export`"
+        )
+    return configs
+
+
+def export_files(out_dir: str | os.PathLike, configs: Iterable[ExportedConfig]) -> list[str]:
+    """The export's files relative to out_dir, as a dataset repository holds them (card first)."""
+    out_dir = Path(out_dir)
+    return ["README.md"] + [
+        path.relative_to(out_dir).as_posix() for config in configs for split in config.splits.values() for path in split.files
+    ]
+
+
+__all__ = [
+    "CONFIG_NAMES",
+    "DEFAULT_MAX_SHARD_SIZE",
+    "ExportedConfig",
+    "ExportedSplit",
+    "export_fma",
+    "export_files",
+    "portable_features_dict",
+    "portable_schema",
+    "portable_yaml",
+    "read_export",
+    "shard_file_name",
+]
