@@ -16,7 +16,6 @@ average when it started: torch's threads slow down several-fold when other proce
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import tempfile
@@ -28,6 +27,7 @@ import soundfile as sf
 import torch
 from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
 
+from hf_fma.argparsing import ArgumentParser
 from hf_fma.metadata import SMALL_GENRES
 from hf_fma.models.ast import build_ast, label_maps
 from hf_fma.predict import iter_predictions
@@ -56,7 +56,7 @@ def write_mp3(path: Path, seconds: float, seed: int, sampling_rate: int = 44100)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["tiny", "base"], choices=["tiny", "base"])
     parser.add_argument("--clips", type=int, default=8, help="30 s MP3 clips (default: 8)")
     parser.add_argument("--tracks", type=int, default=2, help="5-minute MP3 tracks (default: 2)")

@@ -20,7 +20,6 @@ machine slow both down.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import tempfile
@@ -32,6 +31,7 @@ import torch
 from datasets import Audio, load_dataset
 from transformers import Trainer, TrainingArguments
 
+from hf_fma.argparsing import ArgumentParser
 from hf_fma.demo import make_demo
 from hf_fma.evaluation import with_crop_transform
 from hf_fma.features import AudioCropTransform, FbankCollator
@@ -87,7 +87,7 @@ def train_throughput(train_dataset, collator, feature_extractor, label_names, ep
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, help="an `hf-fma make-demo` folder (default: a new one, temporary)")
     parser.add_argument("--clip-seconds", type=float, default=10.0, help="length of the demo clips it makes")
     parser.add_argument("--epochs", type=int, default=5)

@@ -41,7 +41,6 @@ Run:
 
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime as dt
 import hashlib
@@ -58,6 +57,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from hf_fma.argparsing import ArgumentParser
 from hf_fma.metadata import ARCHIVES, KNOWN_BAD_TRACK_IDS, SMALL_GENRES, SUBSETS, audio_path
 
 __all__ = [
@@ -1072,7 +1072,7 @@ def _write_examples(folder: Path, tracks: list[_Track], audio: dict[int, bytes])
 
 def main(argv: list[str] | None = None) -> int:
     """`hf-fma make-demo DIR [--seed N] [--clip-seconds S] [--workers N]`."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="hf-fma make-demo",
         description="Write a miniature FMA (official archive layout, synthesized audio) for offline runs.",
     )

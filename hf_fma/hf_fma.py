@@ -84,6 +84,11 @@ _HOMEPAGE = "https://github.com/mdeff/fma"
 _LICENSE = "Metadata: CC BY 4.0. Audio: each track under its artist's Creative Commons licence."
 
 
+# datasets 4 renamed the list feature type `List` (`Sequence` is its deprecated alias there); each version
+# gets its own, so that its features, and the files written from them, use its native type.
+_List = getattr(datasets, "List", datasets.Sequence)
+
+
 class BadAudioWarning(UserWarning):
     """Tracks left out of a split because their audio is known bad, undecodable or too short."""
 
@@ -141,7 +146,7 @@ class Fma(datasets.GeneratorBasedBuilder):
                     "track_id": datasets.Value("int32"),
                     "audio": datasets.Audio(),
                     "genre": datasets.ClassLabel(names=list(self.config.genre_names)),
-                    "genres": datasets.Sequence(datasets.Value("string")),
+                    "genres": _List(datasets.Value("string")),
                     "title": datasets.Value("string"),
                     "artist": datasets.Value("string"),
                     "album": datasets.Value("string"),

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 from huggingface_hub import CommitInfo, HfApi, get_token
 
+from hf_fma.argparsing import ArgumentParser
 from hf_fma.cards import DATASET_REPO_ID, DEFAULT_LICENSE, dataset_card, model_card, require_test_evaluation
 from hf_fma.plots import (
     LEARNING_CURVES_NAME,
@@ -250,7 +251,7 @@ def push_dataset(
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="hf-fma push",
         usage="hf-fma push RUN_DIR REPO_ID [options]\n       hf-fma push --dataset REPO_ID [options]",
         description="Publish a finished run (weights, config, feature extractor, card, plots, code) as a model "

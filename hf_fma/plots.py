@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hf_fma.argparsing import ArgumentParser
+
 TRAINER_STATE_NAME = "trainer_state.json"
 LEARNING_CURVES_NAME = "learning_curves.png"
 ACCURACY_VS_TRACKS_NAME = "accuracy_vs_tracks.png"
@@ -259,7 +261,7 @@ def _confusion_matrix_path(evaluation_json: Path) -> Path:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hf-fma plot", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="hf-fma plot", description=__doc__.split("\n\n")[0])
     figures = parser.add_subparsers(dest="figure", required=True, metavar="FIGURE")
     curves = figures.add_parser("curves", help="train/validation accuracy and loss per epoch of a run")
     curves.add_argument("run_dir", help="run folder holding trainer_state.json (or the file itself)")

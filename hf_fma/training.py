@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import transformers
 import yaml
-from datasets import Audio, load_dataset
+from datasets import Audio
 from transformers import (
     EarlyStoppingCallback,
     EvalPrediction,
@@ -65,14 +65,12 @@ from hf_fma.features import (
     compute_fbank_stats,
     cross_entropy_loss,
 )
-from hf_fma.hf_fma import Fma
+from hf_fma.data import DATASET_CONFIGS, load_fma
 from hf_fma.models import AST_PRESETS, CNN_PRESETS, build_cnn, build_model
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
 
 logger = logging.getLogger(__name__)
 
-DATASET_SCRIPT = str(Path(__file__).resolve().parent)  # this package's folder holds the loading script
-DATASET_CONFIGS = tuple(config.name for config in Fma.BUILDER_CONFIGS)
 MODEL_FAMILIES = ("ast", "cnn")
 RUN_CONFIG_NAME = "run_config.yaml"
 
@@ -119,9 +117,6 @@ class DataArguments:
         },
     )
     dataset_config_name: str = field(default="small", metadata={"help": f"One of {', '.join(DATASET_CONFIGS)}."})
-    dataset_script: str = field(
-        default=DATASET_SCRIPT, metadata={"help": "The hf_fma loading script's folder (default: the package's)."}
-    )
     streaming: bool = field(
         default=False,
         metadata={"help": "Read the archives as streams instead of extracting them (large, full); needs max_steps."},
@@ -340,17 +335,9 @@ def setup_logging(training_args: TrainingArguments) -> None:
 
 
 def load_splits(data_args: DataArguments) -> dict[str, datasets.Dataset | datasets.IterableDataset]:
-    """train/validation/test through the hf_fma loading script, audio left undecoded ({"path", "bytes"}:
-    the transforms decode only their crops)."""
-    # datasets resolves a relative data_dir against the loading script's folder, not the working directory.
-    data_dir = None if data_args.data_dir is None else os.path.abspath(os.path.expanduser(data_args.data_dir))
-    splits = load_dataset(
-        data_args.dataset_script,
-        data_args.dataset_config_name,
-        data_dir=data_dir,
-        streaming=data_args.streaming,
-        trust_remote_code=True,
-    )
+    """train/validation/test through `load_fma` (any datasets version), audio left undecoded
+    ({"path", "bytes"}: the transforms decode only their crops)."""
+    splits = load_fma(data_args.dataset_config_name, data_dir=data_args.data_dir, streaming=data_args.streaming)
     return {name: splits[name].cast_column("audio", Audio(decode=False)) for name in ("train", "validation", "test")}
 
 

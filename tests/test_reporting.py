@@ -151,7 +151,8 @@ def test_evaluate_command_reproduces_the_runs_test_metrics(sample_size_study, de
     run_dir = sample_size_study / "16-seed0"
     recorded = json.loads((run_dir / "evaluation_test.json").read_text())
     exit_code = reporting.evaluate_main([
-        str(run_dir), "--config", "small", "--split", "test", "--data_dir", str(demo_dir), "--n_crops", "2",
+        # the dashed spellings are accepted too, as every hf-fma option's
+        str(run_dir), "--dataset-config-name", "small", "--split", "test", "--data-dir", str(demo_dir), "--n_crops", "2",
         "--max_tracks", "8", "--seed", "0", "--device", "cpu", "--output_dir", str(tmp_path),
     ])
     assert exit_code == 0
@@ -173,5 +174,5 @@ def test_evaluate_errors_are_reported_before_loading(tmp_path, capsys):
     assert reporting.evaluate_main([str(tmp_path), "--data_dir", str(tmp_path / "missing")]) == 2
     assert "is not a folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        reporting.evaluate_main([str(tmp_path), "--config", "tiny"])
+        reporting.evaluate_main([str(tmp_path), "--dataset_config_name", "tiny"])
     assert "invalid choice: 'tiny'" in capsys.readouterr().err
