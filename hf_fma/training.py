@@ -2,14 +2,14 @@
 
 The recipes (`recipes/train_ast.py`, `recipes/train_cnn.py`) are thin wrappers over this module:
 
-    python recipes/train_ast.py --config recipes/configs/ast_demo.yaml --data_dir demo_data
-    accelerate launch --config_file recipes/accelerate/cpu.yaml recipes/train_ast.py \\
-        --config recipes/configs/ast_demo.yaml --data_dir demo_data
-    torchrun --nproc_per_node 8 recipes/train_ast.py --config recipes/configs/ast_study_small.yaml
+    python recipes/train_ast.py --config hf_fma/configs/ast_demo.yaml --data_dir demo_data
+    accelerate launch --config_file hf_fma/configs/accelerate/cpu.yaml recipes/train_ast.py \\
+        --config hf_fma/configs/ast_demo.yaml --data_dir demo_data
+    torchrun --nproc_per_node 8 recipes/train_ast.py --config hf_fma/configs/ast_study_small.yaml
 
 and so is the sample-size study, which calls `run_training` in a loop:
 
-    >>> model_args, data_args, training_args = parse_arguments(["--config", "recipes/configs/ast_demo.yaml"])
+    >>> model_args, data_args, training_args = parse_arguments(["--config", "hf_fma/configs/ast_demo.yaml"])
     >>> metrics = run_training(model_args, data_args, training_args)
     >>> metrics["test_track_accuracy"]
 
@@ -46,6 +46,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.integrations import is_tensorboard_available, is_trackio_available, is_wandb_available
 from transformers.trainer_utils import get_last_checkpoint
 
 from hf_fma.evaluation import (
@@ -65,6 +66,7 @@ from hf_fma.features import (
     compute_fbank_stats,
     cross_entropy_loss,
 )
+from hf_fma.configs import config_file, training_configs
 from hf_fma.data import DATASET_CONFIGS, load_fma
 from hf_fma.models import AST_PRESETS, CNN_PRESETS, build_cnn, build_model
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
@@ -72,6 +74,9 @@ from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
 logger = logging.getLogger(__name__)
 
 MODEL_FAMILIES = ("ast", "cnn")
+# The experiment trackers `--report_to` takes that hf-fma's extras install (pyproject: tensorboard, wandb,
+# trackio), with transformers' own test of each; a missing one is found at start, not after the data.
+TRACKERS = {"tensorboard": is_tensorboard_available, "wandb": is_wandb_available, "trackio": is_trackio_available}
 RUN_CONFIG_NAME = "run_config.yaml"
 
 
@@ -184,10 +189,9 @@ ARGUMENT_CLASSES = (ModelArguments, DataArguments, FmaTrainingArguments)
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
-    """The flat {argument: value} mapping of a YAML or JSON config file (as `run_config.yaml` is written)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
+    """The flat {argument: value} mapping of a YAML or JSON config file (as `run_config.yaml` is written),
+    or of a shipped config given by name."""
+    path = config_file(path)
     with open(path, encoding="utf-8") as f:
         values = json.load(f) if path.suffix == ".json" else yaml.safe_load(f)
     if not isinstance(values, dict):
@@ -209,7 +213,11 @@ def parse_arguments(
     if len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json")):
         argv = ["--config", argv[0]]
     parser = HfArgumentParser(ARGUMENT_CLASSES)
-    parser.add_argument("--config", help="YAML or JSON file of arguments; command-line flags override it")
+    parser.add_argument(
+        "--config",
+        help=f"YAML or JSON file of arguments, or a shipped config's name ({', '.join(training_configs())}); "
+        "command-line flags override it",
+    )
     known = {action.dest for action in parser._actions}
 
     values = dict(defaults or {})
@@ -220,7 +228,7 @@ def parse_arguments(
     if unknown:
         raise ValueError(
             f"{config_path or 'defaults'}: unknown argument(s) {', '.join(unknown)}; see "
-            "`python recipes/train_ast.py --help` for the valid names"
+            "`hf-fma train --help` for the valid names"
         )
     parser.set_defaults(**values)
     *arguments, _config_flag = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
@@ -264,8 +272,8 @@ def write_run_config(
     path.parent.mkdir(parents=True, exist_ok=True)
     config = resolved_config(model_args, data_args, training_args)
     path.write_text(
-        "# Resolved arguments of this run; repeat it with: python recipes/train_"
-        f"{model_args.model_family}.py --config {path}\n" + yaml.safe_dump(config, sort_keys=False)
+        f"# Resolved arguments of this run; repeat it with: hf-fma train {path}\n"
+        + yaml.safe_dump(config, sort_keys=False)
     )
     return path
 
@@ -296,6 +304,13 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
         raise ValueError(
             f"eval_crops must be >= 1 and crop_seconds > 0, got {data_args.eval_crops} and {data_args.crop_seconds}"
         )
+    for tracker in training_args.report_to or ():
+        # transformers finds a missing tracker only when the Trainer is built, after the data is prepared.
+        if tracker in TRACKERS and not TRACKERS[tracker]():
+            raise ImportError(
+                f"--report_to {tracker} needs the {tracker} package: pip install {tracker} (from a clone of hf-fma: "
+                f'pip install -e ".[{tracker}]")'
+            )
     launched = int(os.environ.get("WORLD_SIZE", 1))
     if launched > training_args.world_size:
         # Otherwise every process trains alone on all the data and they overwrite each other's output.

@@ -110,7 +110,7 @@ STUDY_SIZES, STUDY_SEEDS = (8, 16), (0, 1)
 def run_study(study_dir, demo_dir):
     study = runpy.run_path(str(REPO_ROOT / "recipes" / "sample_size_study.py"))
     return study["main"]([
-        "--config", str(REPO_ROOT / "recipes" / "configs" / "ast_demo.yaml"), "--data_dir", str(demo_dir),
+        "--config", str(REPO_ROOT / "hf_fma" / "configs" / "ast_demo.yaml"), "--data_dir", str(demo_dir),
         "--sizes", *map(str, STUDY_SIZES), "--seeds", *map(str, STUDY_SEEDS), "--study_dir", str(study_dir),
         # Tiny on purpose: the machinery is under test, not the accuracy.
         "--num_train_epochs", "1", "--crop_seconds", "1", "--eval_crops", "2", "--max_eval_samples", "8",
