@@ -141,7 +141,7 @@ def require_test_evaluation(run: Run) -> dict[str, Any]:
     if evaluation is None:
         raise FileNotFoundError(
             f"{run.path / evaluation_json_name('test')} does not exist: the card reports test metrics; write it "
-            f"with `hf-fma evaluate {run.path} --config {run.dataset} --split test`"
+            f"with `hf-fma evaluate {run.path} --dataset_config_name {run.dataset} --split test`"
         )
     return evaluation
 

@@ -1025,8 +1025,8 @@ def make_demo(out_dir: str | os.PathLike, seed: int = 0, *, clip_seconds: float 
 
     >>> from hf_fma.demo import make_demo
     >>> make_demo("demo_data")
-    >>> # then, from the repository root:
-    >>> # load_dataset("hf_fma", "small", data_dir="demo_data", trust_remote_code=True)
+    >>> from hf_fma import load_fma
+    >>> ds = load_fma("small", data_dir="demo_data")
     """
     if not clip_seconds >= 1.0:
         raise ValueError(f"clip_seconds must be at least 1 s (the short bad file is {DEMO_SHORT_SECONDS} s), "

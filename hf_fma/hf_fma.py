@@ -6,7 +6,9 @@
     >>> ds = load_dataset("hf_fma", "mini", streaming=True, trust_remote_code=True)     # no extraction
 
 `"hf_fma"` is this folder (run from the repository root, or give its path; the installed package's is
-`os.path.dirname(hf_fma.__file__)`). The builder is also a plain class: `hf_fma.hf_fma.Fma`.
+`os.path.dirname(hf_fma.__file__)`). The builder is also a plain class: `hf_fma.hf_fma.Fma`. datasets 4
+and later refuse loading scripts: there (and on 3.6 alike) `hf_fma.load_fma("small", data_dir=...)` runs
+this builder class itself.
 
 Configs: `small`, `medium`, `large`, `full` (the official subsets) and `mini` (the study's
 GTZAN-sized set: 125 tracks per genre of small, deterministic, in the official split proportions).

@@ -1,7 +1,10 @@
 """Training AST and the CNN on FMA with `Trainer`: argument dataclasses, config files, and the run itself.
 
-The recipes (`recipes/train_ast.py`, `recipes/train_cnn.py`) are thin wrappers over this module:
+`hf-fma train` (`hf_fma.train`) and the recipes (`recipes/train_ast.py`, `recipes/train_cnn.py`) are thin
+wrappers over this module; `--config` takes a file or the name of a config shipped in hf_fma/configs/:
 
+    hf-fma train ast_demo --data_dir demo_data
+    accelerate launch --config_file hf_fma/configs/accelerate/cpu.yaml -m hf_fma.train ast_demo --data_dir demo_data
     python recipes/train_ast.py --config hf_fma/configs/ast_demo.yaml --data_dir demo_data
     accelerate launch --config_file hf_fma/configs/accelerate/cpu.yaml recipes/train_ast.py \\
         --config hf_fma/configs/ast_demo.yaml --data_dir demo_data
