@@ -22,7 +22,15 @@ from hf_fma.configs import CONFIGS_DIR, shipped_configs
 def main(argv: Sequence[str] | None = None) -> int:
     """`hf-fma train CONFIG [--argument value ...]`: CONFIG as the first argument is `--config CONFIG`."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and not argv[0].startswith("-"):
+    if not argv:
+        # Without a config every argument would take its default, which downloads fma_small (7.2 GiB).
+        print(
+            "usage: hf-fma train CONFIG [--argument value ...]; CONFIG is a YAML/JSON file or a shipped config "
+            "(`hf-fma configs`); `hf-fma train --help` lists every argument",
+            file=sys.stderr,
+        )
+        return 2
+    if not argv[0].startswith("-"):
         argv = ["--config", *argv]
     from hf_fma.recipe import train_main  # imported here: `hf-fma configs` needs neither torch nor transformers
 

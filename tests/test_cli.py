@@ -62,3 +62,8 @@ def test_import_hf_fma_and_load_fma_need_neither_torch_nor_transformers():
     script = "import sys, hf_fma; hf_fma.load_fma; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_train_without_a_config_asks_for_one_instead_of_downloading_fma(capsys):
+    assert cli.main(["train"]) == 2
+    assert "usage: hf-fma train CONFIG" in capsys.readouterr().err
