@@ -19,7 +19,6 @@ Targets: (b) >= 6 x (a), (c) >= 50 x (a), (d) >= 10 x.
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import os
@@ -30,6 +29,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from hf_fma.argparsing import ArgumentParser
 
 REAL_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "fma-sample" / "fma_small" / "000" / "000002.mp3"
 CROP_SECONDS = 5.0
@@ -196,17 +197,17 @@ PATHS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracks", type=int, default=16, help="distinct MP3 files (the real sample included)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--usual-examples", type=int, default=256)
-    parser.add_argument("--on-the-fly-examples", type=int, default=640)
-    parser.add_argument("--cached-examples", type=int, default=6400)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--usual_examples", type=int, default=256)
+    parser.add_argument("--on_the_fly_examples", type=int, default=640)
+    parser.add_argument("--cached_examples", type=int, default=6400)
     # One thread: "one process" on one core, like the numpy path (a); DataLoader workers also run one
     # thread each. torch's default (all cores) thrashes when other processes share the cores.
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
 
-    parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "hf-fma-bench-features")
+    parser.add_argument("--work_dir", type=Path, default=Path(tempfile.gettempdir()) / "hf-fma-bench-features")
     parser.add_argument("--output", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
 

@@ -2,7 +2,7 @@
 batch 1 and batched.
 
     python benchmarks/bench_predict.py                                   # the README's figures
-    python benchmarks/bench_predict.py --models tiny --clips 4 --tracks 1 --batch-sizes 1 8 --threads 1
+    python benchmarks/bench_predict.py --models tiny --clips 4 --tracks 1 --batch_sizes 1 8 --threads 1
 
 Inputs are generated (44.1 kHz stereo MP3 at soundfile's default bit rate, music-like: chords and noise),
 so the figures need no data. Models have random weights; their cost does not depend on them:
@@ -16,7 +16,6 @@ average when it started: torch's threads slow down several-fold when other proce
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import tempfile
@@ -28,6 +27,7 @@ import soundfile as sf
 import torch
 from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
 
+from hf_fma.argparsing import ArgumentParser
 from hf_fma.metadata import SMALL_GENRES
 from hf_fma.models.ast import build_ast, label_maps
 from hf_fma.predict import iter_predictions
@@ -56,11 +56,11 @@ def write_mp3(path: Path, seconds: float, seed: int, sampling_rate: int = 44100)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["tiny", "base"], choices=["tiny", "base"])
     parser.add_argument("--clips", type=int, default=8, help="30 s MP3 clips (default: 8)")
     parser.add_argument("--tracks", type=int, default=2, help="5-minute MP3 tracks (default: 2)")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
     args = parser.parse_args()
 

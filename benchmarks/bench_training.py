@@ -1,10 +1,10 @@
 """Training examples per second of hf-fma's data path against the usual one, same Trainer, same tiny AST.
 
     python benchmarks/bench_training.py                          # makes the demo FMA in a temporary folder
-    python benchmarks/bench_training.py --data-dir demo_data --epochs 5 --num-workers 1 --threads 1
-    python benchmarks/bench_training.py --clip-seconds 30        # demo clips as long as FMA's (30 s)
+    python benchmarks/bench_training.py --data_dir demo_data --epochs 5 --num_workers 1 --threads 1
+    python benchmarks/bench_training.py --clip_seconds 30        # demo clips as long as FMA's (30 s)
 
-Both runs train the "tiny" AST preset of recipes/configs/ast_demo.yaml (3 s crops pooled 2 x 2, batch 16)
+Both runs train the "tiny" AST preset of hf_fma/configs/ast_demo.yaml (3 s crops pooled 2 x 2, batch 16)
 on the demo's training split for `--epochs` epochs with the same `Trainer` and `TrainingArguments`; only
 the data path differs:
 - hf-fma: the audio column cast with `Audio(decode=False)`, `AudioCropTransform` decoding only a random
@@ -20,7 +20,6 @@ machine slow both down.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import tempfile
@@ -29,16 +28,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import Audio, load_dataset
+from datasets import Audio
 from transformers import Trainer, TrainingArguments
 
+from hf_fma.argparsing import ArgumentParser
+from hf_fma.data import load_fma
 from hf_fma.demo import make_demo
 from hf_fma.evaluation import with_crop_transform
 from hf_fma.features import AudioCropTransform, FbankCollator
 from hf_fma.geometry import crop_frames
 from hf_fma.models import build_model
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
-from hf_fma.training import DATASET_SCRIPT
 
 CROP_SECONDS = 3.0
 BATCH_SIZE = 16
@@ -88,11 +88,11 @@ def train_throughput(train_dataset, collator, feature_extractor, label_names, ep
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, help="an `hf-fma make-demo` folder (default: a new one, temporary)")
-    parser.add_argument("--clip-seconds", type=float, default=10.0, help="length of the demo clips it makes")
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_dir", type=Path, help="an `hf-fma make-demo` folder (default: a new one, temporary)")
+    parser.add_argument("--clip_seconds", type=float, default=10.0, help="length of the demo clips it makes")
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--num-workers", type=int, default=1, help="DataLoader workers (both paths)")
+    parser.add_argument("--num_workers", type=int, default=1, help="DataLoader workers (both paths)")
     parser.add_argument("--threads", type=int, help="torch threads of the training process (default: torch's)")
     args = parser.parse_args()
     if args.threads:
@@ -100,7 +100,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = args.data_dir or make_demo(Path(scratch) / "demo", clip_seconds=args.clip_seconds)
-        train = load_dataset(DATASET_SCRIPT, "small", data_dir=str(data_dir), split="train", trust_remote_code=True)
+        train = load_fma("small", data_dir=data_dir, split="train")
         label_names = train.features["genre"].names
         extractor = FmaASTFeatureExtractor(
             max_length=crop_frames(CROP_SECONDS), frequency_downscale=2, time_downscale=2

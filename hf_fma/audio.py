@@ -5,9 +5,10 @@ resampling all of it (what `datasets.Audio` does) costs about six times the work
 crop is read by seeking in the file (libsndfile seeks MP3 sample-exactly), with a small aligned margin
 on each side so that the soxr-resampled window equals the same samples of the whole resampled track.
 
-Every function takes an audio *source*: a path, raw bytes, or a `datasets` audio dict - either
+Every function takes an audio *source*: a path, raw bytes, or a `datasets` audio value - either
 `{"path": ..., "bytes": ...}` (the column cast with `Audio(decode=False)`, which is what hf_fma's
-transforms expect) or an already decoded `{"array": ..., "sampling_rate": ...}`.
+transforms expect) or an already decoded one: `{"array": ..., "sampling_rate": ...}` (datasets 3.x) or
+torchcodec's `AudioDecoder` (datasets 4 and later).
 
     >>> from hf_fma.audio import load_audio, load_crop
     >>> clip = load_audio("fma_small/000/000002.mp3", offset=10.0, duration=5.0)  # (80000,) float32, 16 kHz
@@ -41,7 +42,7 @@ CROP_POLICIES = ("random", "center", "even")
 # resamples the whole track (10 ms already gives 3e-7 agreement on FMA MP3s; 20 ms leaves room).
 _RESAMPLING_MARGIN_SECONDS = 0.02
 
-AudioSource = Any  # str | os.PathLike | bytes | Mapping (datasets audio dict)
+AudioSource = Any  # str | os.PathLike | bytes | Mapping (datasets audio dict) | torchcodec AudioDecoder
 
 
 class AudioDecodeError(ValueError):
@@ -53,8 +54,16 @@ class AudioDecodeError(ValueError):
         self.reason = reason
 
 
+def _is_audio_decoder(source: AudioSource) -> bool:
+    """torchcodec's `AudioDecoder`, what datasets >= 4 decodes an `Audio` column to (duck-typed, so that
+    torchcodec is imported only by datasets, where it is installed)."""
+    return hasattr(source, "get_all_samples")
+
+
 def source_name(source: AudioSource) -> str:
     """A short human-readable name for an audio source, for error messages."""
+    if _is_audio_decoder(source):
+        return "<decoded audio (AudioDecoder)>"
     if isinstance(source, Mapping):
         if source.get("path"):
             return str(source["path"])
@@ -140,6 +149,15 @@ class _AudioReader:
         self.name = source_name(source)
         self._sound_file = None
         self._array = None
+        if _is_audio_decoder(source):
+            try:
+                samples = source.get_all_samples()  # data: (channels, samples) float32 tensor
+            except RuntimeError as error:  # torchcodec reports decoding failures as RuntimeError
+                raise AudioDecodeError(self.name, str(error)) from error
+            self._array = samples.data.cpu().numpy().T  # (samples, channels)
+            self.sampling_rate = int(samples.sample_rate)
+            self.num_frames = len(self._array)
+            return
         if isinstance(source, Mapping) and source.get("array") is not None:
             if not source.get("sampling_rate"):
                 raise AudioDecodeError(self.name, "a decoded audio dict needs its 'sampling_rate'")

@@ -169,7 +169,7 @@ def require_test_evaluation(run: Run) -> dict[str, Any]:
         raise FileNotFoundError(
             f"{run.path} has no test evaluation on FMA {run.dataset} (neither {evaluation_json_name('test')} nor "
             f"{evaluation_json_name('test', run.dataset)}): the card reports the test metrics of the config the "
-            f"run trained on; write them with `hf-fma evaluate {run.path} --config {run.dataset} --split test`"
+            f"run trained on; write them with `hf-fma evaluate {run.path} --dataset_config_name {run.dataset} --split test`"
         )
     return evaluation
 

@@ -2,8 +2,9 @@
 
 Each sub-command lives in the module that owns its work and exposes `main(argv) -> int` with its own
 argparse parser, so `hf-fma predict --help` imports only what prediction needs and every module stays
-runnable on its own (`python -m hf_fma.demo ...`). Options are spelled with underscores, as in
-transformers' scripts and the recipes (`--data_dir`); the dashed spellings are accepted too.
+runnable on its own (`python -m hf_fma.demo ...`). Every command follows transformers' convention
+(`hf_fma.argparsing`): options spelled with underscores (`--data_dir`), the dashed spellings accepted
+too, `--config` always a YAML/JSON file, the dataset config `--dataset_config_name`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ from __future__ import annotations
 import importlib
 import sys
 
+from hf_fma import __version__
+
 # name -> (module, function, one-line summary)
 COMMANDS = {
     "make-demo": ("hf_fma.demo", "main", "write a miniature FMA (official archive layout) for offline runs"),
+    "train": ("hf_fma.train", "main", "train AST or the CNN from a config file or a shipped config's name"),
+    "configs": ("hf_fma.train", "configs_main", "list the shipped training and accelerate configs, or print one's path"),
     "stats": ("hf_fma.features", "stats_main", "compute fbank mean/std over a training split"),
     "models": ("hf_fma.models.summary", "main", "parameter counts and forward cost of the model presets"),
     "predict": ("hf_fma.predict", "main", "classify audio files or folders with a trained model"),
@@ -22,12 +27,13 @@ COMMANDS = {
     "table": ("hf_fma.reporting", "table_main", "results table of AST and CNN runs, mean and std over seeds"),
     "export": ("hf_fma.hub", "export_main", "write FMA configs as a Hub-ready Parquet dataset with its card"),
     "push": ("hf_fma.hub", "main", "publish a finished run (weights, card, plots, code) or an export to the Hub"),
+    "env": ("hf_fma.environment", "main", "versions of Python, torch, the HF libraries and audio decoders, for bug reports"),
 }
 
 
 def _usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = ["usage: hf-fma COMMAND [ARGS...]", "", "commands:"]
+    lines = ["usage: hf-fma COMMAND [ARGS...]  |  hf-fma --version", "", "commands:"]
     lines += [f"  {name:<{width}}  {summary}" for name, (_, _, summary) in COMMANDS.items()]
     lines += ["", "Run `hf-fma COMMAND --help` for a command's options."]
     return "\n".join(lines)
@@ -38,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        print(f"hf-fma {__version__}")
+        return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"hf-fma: unknown command {name!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)

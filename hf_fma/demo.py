@@ -41,7 +41,6 @@ Run:
 
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime as dt
 import hashlib
@@ -58,6 +57,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from hf_fma.argparsing import ArgumentParser
 from hf_fma.metadata import ARCHIVES, DEMO_ARCHIVE_COMMENT, KNOWN_BAD_TRACK_IDS, SMALL_GENRES, SUBSETS, audio_path
 
 __all__ = [
@@ -1026,8 +1026,8 @@ def make_demo(out_dir: str | os.PathLike, seed: int = 0, *, clip_seconds: float 
 
     >>> from hf_fma.demo import make_demo
     >>> make_demo("demo_data")
-    >>> # then, from the repository root:
-    >>> # load_dataset("hf_fma", "small", data_dir="demo_data", trust_remote_code=True)
+    >>> from hf_fma import load_fma
+    >>> ds = load_fma("small", data_dir="demo_data")
     """
     if not clip_seconds >= 1.0:
         raise ValueError(f"clip_seconds must be at least 1 s (the short bad file is {DEMO_SHORT_SECONDS} s), "
@@ -1073,7 +1073,7 @@ def _write_examples(folder: Path, tracks: list[_Track], audio: dict[int, bytes])
 
 def main(argv: list[str] | None = None) -> int:
     """`hf-fma make-demo DIR [--seed N] [--clip-seconds S] [--workers N]`."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="hf-fma make-demo",
         description="Write a miniature FMA (official archive layout, synthesized audio) for offline runs.",
     )

@@ -7,10 +7,10 @@ track's split. Metrics come from the package's `evaluate` module
 (`hf_fma/metrics/genre_classification`, loaded by local path): accuracy, macro-F1, per-genre precision,
 recall and accuracy, and the confusion matrix.
 
-    >>> from datasets import load_dataset
     >>> from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+    >>> from hf_fma import load_fma
     >>> from hf_fma.evaluation import evaluate_model
-    >>> test = load_dataset("hf_fma", "small", data_dir="demo_data", split="test", trust_remote_code=True)
+    >>> test = load_fma("small", data_dir="demo_data", split="test")
     >>> model = AutoModelForAudioClassification.from_pretrained("runs/ast-demo")
     >>> extractor = AutoFeatureExtractor.from_pretrained("runs/ast-demo")
     >>> result = evaluate_model(model, extractor, test, n_crops=6)

@@ -26,12 +26,11 @@ transforms read columns the model does not take):
     >>> collator = FbankCollator(feature_extractor, spec_augment=SpecAugment())
     >>> Trainer(..., data_collator=collator, args=TrainingArguments(..., remove_unused_columns=False))
 
-Command: `hf-fma stats --data-dir DIR --config small --output-dir runs/stats-small`.
+Command: `hf-fma stats --data_dir DIR --dataset_config_name small --output_dir runs/stats-small`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import warnings
@@ -45,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from transformers.audio_utils import mel_filter_bank
 
+from hf_fma.argparsing import ArgumentParser
 from hf_fma.audio import CROP_POLICIES, AudioDecodeError, crop_offset, load_crop
 from hf_fma.geometry import FRAME_LENGTH, HOP_LENGTH, SAMPLING_RATE, num_frames, seconds_to_samples
 
@@ -392,8 +392,9 @@ class AudioCropTransform(_CropTransform):
             evenly spaced crops; see `expand_crops`).
         n_crops: crops per track for policy "even".
         sampling_rate: rate of the returned waveforms (the feature extractor's).
-        audio_column: a column cast with `Audio(decode=False)` ({"path", "bytes"}); decoded
-            {"array", "sampling_rate"} rows work too but have paid for a full decode already.
+        audio_column: a column cast with `Audio(decode=False)` ({"path", "bytes"}); decoded rows
+            ({"array", "sampling_rate"} on datasets 3.x, torchcodec's `AudioDecoder` on datasets 4+) work
+            too but pay for a full decode.
         label_column: integer labels to return as "labels" (the dataset's "genre" ClassLabel).
         augment: whether FbankCollator may augment these rows; default: only for policy "random".
 
@@ -656,25 +657,27 @@ def compute_fbank_stats(
 def stats_main(argv: list[str] | None = None) -> int:
     """`hf-fma stats`: fbank mean/std of a training split, saved as the feature extractor training loads.
 
-        hf-fma stats --data-dir DIR --config small --output-dir runs/stats-small [--max-tracks 1000]
+        hf-fma stats --data_dir DIR --dataset_config_name small --output_dir runs/stats-small [--max_tracks 1000]
 
     Writes OUTPUT_DIR/preprocessor_config.json (an ASTFeatureExtractor with the computed mean and std, or
     an FmaASTFeatureExtractor when downscaling) and OUTPUT_DIR/fbank_stats.json.
     """
-    parser = argparse.ArgumentParser(prog="hf-fma stats", description=stats_main.__doc__.splitlines()[0])
-    parser.add_argument("--data_dir", "--data-dir", required=True, help="folder of the FMA archives (or their extracted folders)")
-    parser.add_argument("--config", default="small", help="dataset configuration: small, medium, large, full, mini")
+    parser = ArgumentParser(prog="hf-fma stats", description=stats_main.__doc__.splitlines()[0])
+    parser.add_argument("--data_dir", required=True, help="folder of the FMA archives (or their extracted folders)")
+    parser.add_argument(
+        "--dataset_config_name", default="small", help="dataset config: small, medium, large, full, mini (default: small)"
+    )
     parser.add_argument("--split", default="train")
-    parser.add_argument("--output_dir", "--output-dir", required=True, type=Path)
-    parser.add_argument("--max_tracks", "--max-tracks", type=int, default=None, help="random subset of this many tracks")
-    parser.add_argument("--num_workers", "--num-workers", type=int, default=2, help="DataLoader processes decoding tracks")
-    parser.add_argument("--num_mel_bins", "--num-mel-bins", type=int, default=128)
-    parser.add_argument("--max_length", "--max-length", type=int, default=1024, help="frames the extractor pads/truncates to")
-    parser.add_argument("--frequency_downscale", "--frequency-downscale", type=int, default=1)
-    parser.add_argument("--time_downscale", "--time-downscale", type=int, default=1)
+    parser.add_argument("--output_dir", required=True, type=Path)
+    parser.add_argument("--max_tracks", type=int, default=None, help="random subset of this many tracks")
+    parser.add_argument("--num_workers", type=int, default=2, help="DataLoader processes decoding tracks")
+    parser.add_argument("--num_mel_bins", type=int, default=128)
+    parser.add_argument("--max_length", type=int, default=1024, help="frames the extractor pads/truncates to")
+    parser.add_argument("--frequency_downscale", type=int, default=1)
+    parser.add_argument("--time_downscale", type=int, default=1)
     args = parser.parse_args(argv)
 
-    import datasets
+    from hf_fma.data import load_fma
 
     # The extractor lives with the models (it is saved with them); imported here so that importing
     # hf_fma.features does not import the model code.
@@ -684,11 +687,7 @@ def stats_main(argv: list[str] | None = None) -> int:
         num_mel_bins=args.num_mel_bins, max_length=args.max_length,
         frequency_downscale=args.frequency_downscale, time_downscale=args.time_downscale,
     )
-    # datasets resolves a relative data_dir against the loading script's folder, not the working directory.
-    data_dir = str(Path(args.data_dir).expanduser().absolute())
-    dataset = datasets.load_dataset(
-        str(Path(__file__).parent), args.config, data_dir=data_dir, split=args.split, trust_remote_code=True
-    )
+    dataset = load_fma(args.dataset_config_name, data_dir=args.data_dir, split=args.split)
     stats = compute_fbank_stats(
         dataset, num_mel_bins=args.num_mel_bins, sampling_rate=extractor.sampling_rate,
         max_tracks=args.max_tracks, num_workers=args.num_workers,
@@ -696,7 +695,7 @@ def stats_main(argv: list[str] | None = None) -> int:
     extractor.mean, extractor.std = stats["mean"], stats["std"]
     args.output_dir.mkdir(parents=True, exist_ok=True)
     extractor.save_pretrained(args.output_dir)
-    record = {**stats, "config": args.config, "split": args.split, "num_mel_bins": args.num_mel_bins}
+    record = {**stats, "dataset_config_name": args.dataset_config_name, "split": args.split, "num_mel_bins": args.num_mel_bins}
     (args.output_dir / "fbank_stats.json").write_text(json.dumps(record, indent=2) + "\n")
     print(
         f"fbank mean {stats['mean']:.6f} std {stats['std']:.6f} over {stats['num_tracks']} tracks "

@@ -6,7 +6,9 @@
     >>> ds = load_dataset("hf_fma", "mini", streaming=True, trust_remote_code=True)     # no extraction
 
 `"hf_fma"` is this folder (run from the repository root, or give its path; the installed package's is
-`os.path.dirname(hf_fma.__file__)`). The builder is also a plain class: `hf_fma.hf_fma.Fma`.
+`os.path.dirname(hf_fma.__file__)`). The builder is also a plain class: `hf_fma.hf_fma.Fma`. datasets 4
+and later refuse loading scripts: there (and on 3.6 alike) `hf_fma.load_fma("small", data_dir=...)` runs
+this builder class itself.
 
 Configs: `small`, `medium`, `large`, `full` (the official subsets) and `mini` (the study's
 GTZAN-sized set: 125 tracks per genre of small, deterministic, in the official split proportions).
@@ -104,6 +106,11 @@ _HOMEPAGE = "https://github.com/mdeff/fma"
 _LICENSE = "Metadata: CC BY 4.0. Audio: each track under its artist's Creative Commons licence."
 
 
+# datasets 4 renamed the list feature type `List` (`Sequence` is its deprecated alias there); each version
+# gets its own, so that its features, and the files written from them, use its native type.
+_List = getattr(datasets, "List", datasets.Sequence)
+
+
 class BadAudioWarning(UserWarning):
     """Tracks left out of a split because their audio is known bad, missing, undecodable or too short."""
 
@@ -184,7 +191,7 @@ class Fma(datasets.GeneratorBasedBuilder):
                     "track_id": datasets.Value("int32"),
                     "audio": datasets.Audio(),
                     "genre": datasets.ClassLabel(names=list(self.config.genre_names)),
-                    "genres": datasets.Sequence(datasets.Value("string")),
+                    "genres": _List(datasets.Value("string")),
                     "title": datasets.Value("string"),
                     "artist": datasets.Value("string"),
                     "album": datasets.Value("string"),

@@ -45,6 +45,7 @@ from huggingface_hub import CommitInfo, HfApi, constants, get_token
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
+from hf_fma.argparsing import ArgumentParser
 from hf_fma.cards import (
     DEFAULT_LICENSE,
     dataset_card,
@@ -341,7 +342,7 @@ def push_dataset(
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="hf-fma push",
         usage="hf-fma push RUN_DIR REPO_ID [options]\n       hf-fma push --dataset EXPORT_DIR REPO_ID [options]",
         description="Publish a finished run (weights, config, feature extractor, card, plots, code) as a model "

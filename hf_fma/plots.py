@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hf_fma.argparsing import ArgumentParser
 from hf_fma.run_folder import (
     ACCURACY_VS_TRACKS_NAME,
     LEARNING_CURVES_NAME,
@@ -246,7 +247,7 @@ def _confusion_matrix_path(evaluation_json: Path) -> Path:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hf-fma plot", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="hf-fma plot", description=__doc__.split("\n\n")[0])
     figures = parser.add_subparsers(dest="figure", required=True, metavar="FIGURE")
     curves = figures.add_parser("curves", help="train/validation accuracy and loss per epoch of a run")
     curves.add_argument("run_dir", help="run folder holding trainer_state.json (or the file itself)")

@@ -61,6 +61,7 @@ from transformers import (
 )
 from transformers.utils import logging as transformers_logging
 
+from hf_fma.argparsing import ArgumentParser
 from hf_fma.audio import AudioDecodeError, audio_duration, load_audio
 from hf_fma.features import BatchedFbank, FbankCollator
 from hf_fma.geometry import crop_samples, seconds_to_samples
@@ -563,7 +564,7 @@ def _positive(kind: type) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="hf-fma predict",
         description="Top genres of audio files or folders (searched recursively) with a trained model folder. "
         "Whole tracks are classified from windows of the model's crop length, probabilities averaged.",

@@ -1,7 +1,9 @@
-"""The entry point of `recipes/train_ast.py` and `recipes/train_cnn.py`: arguments, training, publishing.
+"""The entry point of `hf-fma train`, `recipes/train_ast.py` and `recipes/train_cnn.py`: arguments,
+training, publishing.
 
-    python recipes/train_ast.py --config recipes/configs/ast_demo.yaml
-    python recipes/train_ast.py --config recipes/configs/ast_study_small.yaml --data_dir /data/fma \\
+    hf-fma train ast_demo --data_dir demo_data
+    python recipes/train_ast.py --config hf_fma/configs/ast_demo.yaml
+    python recipes/train_ast.py --config hf_fma/configs/ast_study_small.yaml --data_dir /data/fma \\
         --push_to_hub --hub_model_id me/ast-fma-small
 
 It stands above `hf_fma.training` and `hf_fma.hub` in the package's layers (training never imports the
@@ -18,12 +20,13 @@ from hf_fma.hub import HubError, check_push, push_run
 from hf_fma.training import parse_arguments, run_training, setup_logging, summary_line
 
 
-def train_main(argv: Sequence[str] | None = None, model_family: str = "ast") -> int:
+def train_main(argv: Sequence[str] | None = None, model_family: str | None = None) -> int:
     """`python recipes/train_ast.py ...` is `train_main(argv, "ast")`; `recipes/train_cnn.py` is
-    `train_main(argv, "cnn")`."""
+    `train_main(argv, "cnn")`; `hf-fma train CONFIG ...` is `train_main(argv)`: the config's model_family."""
     # Arguments: the dataclasses from the --config file (YAML or JSON), overridden by command-line flags.
-    model_args, data_args, training_args = parse_arguments(argv, defaults={"model_family": model_family})
-    if model_args.model_family != model_family:
+    defaults = {"model_family": model_family} if model_family else None
+    model_args, data_args, training_args = parse_arguments(argv, defaults=defaults)
+    if model_family and model_args.model_family != model_family:
         raise ValueError(
             f"this config trains the {model_args.model_family.upper()}: run recipes/train_{model_args.model_family}.py"
         )

@@ -1,6 +1,6 @@
 """Results of training runs: evaluation reports and the study's results table.
 
-    hf-fma evaluate runs/ast-demo --config small --split test --data_dir demo_data
+    hf-fma evaluate runs/ast-demo --dataset_config_name small --split test --data_dir demo_data
     hf-fma table runs/ast-small-seed* runs/cnn-small-seed* --output_dir results
     hf-fma table runs/study                      # a folder of run folders works too
 
@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from hf_fma.argparsing import ArgumentParser
 from hf_fma.geometry import frames_to_seconds
 # importing plots does not import matplotlib.
 from hf_fma.plots import metric_title
@@ -272,7 +273,7 @@ def _message(error: Exception) -> str:
 def table_main(argv: list[str] | None = None) -> int:
     """`hf-fma table RUN_DIRS... [--metric test_track_accuracy] [--output_dir DIR]`: print the results table
     (and write results.md and results.json into DIR)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="hf-fma table", description="Results table of AST and CNN runs, mean and std over seeds."
     )
     parser.add_argument("run_dirs", nargs="+", help="run folders, or folders of run folders")
@@ -380,14 +381,15 @@ def _refresh_run_card(folder: str | Path) -> list[Path]:
 
 
 def _build_evaluate_parser() -> argparse.ArgumentParser:
-    from hf_fma.hf_fma import Fma
+    from hf_fma.data import DATASET_CONFIGS
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="hf-fma evaluate", description="Clip- and track-level metrics of a saved model on an FMA split."
     )
     parser.add_argument("model", help="a saved model folder (a run folder) or a Hub name")
-    configs = [config.name for config in Fma.BUILDER_CONFIGS]
-    parser.add_argument("--config", default="small", choices=configs, help="hf_fma dataset config (default: small)")
+    parser.add_argument(
+        "--dataset_config_name", default="small", choices=DATASET_CONFIGS, help="FMA dataset config (default: small)"
+    )
     parser.add_argument("--split", default="test", choices=("train", "validation", "test"), help="(default: test)")
     parser.add_argument("--data_dir", help="folder with the FMA archives or their extracted folders (default: download)")
     parser.add_argument("--n_crops", type=int, default=6, help="evenly spaced crops per track (default: 6)")
@@ -415,7 +417,7 @@ def _build_evaluate_parser() -> argparse.ArgumentParser:
 
 
 def evaluate_main(argv: list[str] | None = None) -> int:
-    """`hf-fma evaluate MODEL --config small --split test [--data_dir DIR] [--n_crops 6]`: write
+    """`hf-fma evaluate MODEL --dataset_config_name small --split test [--data_dir DIR] [--n_crops 6]`: write
     evaluation_{config}_{split}.json/.md and confusion_matrix_{config}_{split}.png and print the Markdown
     report."""
     args = _build_evaluate_parser().parse_args(argv)
@@ -431,7 +433,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"--n_crops must be >= 1, got {args.n_crops}")
     if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
         raise FileNotFoundError(
-            f"--data_dir {args.data_dir} is not a folder (it should hold fma_metadata.zip and fma_{args.config}.zip)"
+            f"--data_dir {args.data_dir} is not a folder (it should hold fma_metadata.zip and "
+            f"fma_{args.dataset_config_name}.zip)"
         )
     # Imported here: `hf-fma table` and `--help` need neither torch nor transformers.
     from hf_fma.evaluation import evaluate_model
@@ -439,7 +442,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from hf_fma.training import DataArguments, balanced_sample, load_splits
 
     model, feature_extractor = load_classifier(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
-    split = load_splits(DataArguments(data_dir=args.data_dir, dataset_config_name=args.config))[args.split]
+    split = load_splits(DataArguments(data_dir=args.data_dir, dataset_config_name=args.dataset_config_name))[args.split]
     if args.max_tracks is not None:
         split = balanced_sample(split, args.max_tracks, seed=args.seed)
     evaluation = evaluate_model(
@@ -451,11 +454,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
         crop_seconds=args.crop_seconds,
     )
-    evaluation = {"model": str(args.model), "dataset_config": args.config, "split": args.split, **evaluation}
+    evaluation = {"model": str(args.model), "dataset_config": args.dataset_config_name, "split": args.split, **evaluation}
     output_dir = args.output_dir or (args.model if Path(args.model).is_dir() else Path("evaluation") / Path(args.model).name)
-    title = f"{Path(args.model).name} on FMA {args.config}, {args.split} split"
+    title = f"{Path(args.model).name} on FMA {args.dataset_config_name}, {args.split} split"
     written = write_evaluation(
-        evaluation, output_dir, args.split, title=title, plot=not args.no_plot, dataset_config=args.config
+        evaluation, output_dir, args.split, title=title, plot=not args.no_plot, dataset_config=args.dataset_config_name
     )
     if Path(output_dir) == Path(args.model):
         written += _refresh_run_card(output_dir)

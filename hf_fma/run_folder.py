@@ -55,7 +55,7 @@ REPLACED_PATTERNS = (
 
 
 def evaluation_stem(split: str, dataset_config: str | None = None) -> str:
-    """evaluation_test for a run's own evaluation; evaluation_mini_test for `hf-fma evaluate --config mini`."""
+    """evaluation_test for a run's own evaluation; evaluation_mini_test for `hf-fma evaluate --dataset_config_name mini`."""
     return f"evaluation_{dataset_config}_{split}" if dataset_config else f"evaluation_{split}"
 
 

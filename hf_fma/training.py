@@ -1,15 +1,18 @@
 """Training AST and the CNN on FMA with `Trainer`: argument dataclasses, config files, and the run itself.
 
-The recipes (`recipes/train_ast.py`, `recipes/train_cnn.py`) are thin wrappers over this module:
+`hf-fma train` (`hf_fma.train`) and the recipes (`recipes/train_ast.py`, `recipes/train_cnn.py`) are thin
+wrappers over this module; `--config` takes a file or the name of a config shipped in hf_fma/configs/:
 
-    python recipes/train_ast.py --config recipes/configs/ast_demo.yaml --data_dir demo_data
-    accelerate launch --config_file recipes/accelerate/cpu.yaml recipes/train_ast.py \\
-        --config recipes/configs/ast_demo.yaml --data_dir demo_data
-    torchrun --nproc_per_node 8 recipes/train_ast.py --config recipes/configs/ast_study_small.yaml
+    hf-fma train ast_demo --data_dir demo_data
+    accelerate launch --config_file hf_fma/configs/accelerate/cpu.yaml -m hf_fma.train ast_demo --data_dir demo_data
+    python recipes/train_ast.py --config hf_fma/configs/ast_demo.yaml --data_dir demo_data
+    accelerate launch --config_file hf_fma/configs/accelerate/cpu.yaml recipes/train_ast.py \\
+        --config hf_fma/configs/ast_demo.yaml --data_dir demo_data
+    torchrun --nproc_per_node 8 recipes/train_ast.py --config hf_fma/configs/ast_study_small.yaml
 
 and so is the sample-size study, which calls `run_training` in a loop:
 
-    >>> model_args, data_args, training_args = parse_arguments(["--config", "recipes/configs/ast_demo.yaml"])
+    >>> model_args, data_args, training_args = parse_arguments(["--config", "hf_fma/configs/ast_demo.yaml"])
     >>> metrics = run_training(model_args, data_args, training_args)
     >>> metrics["test_track_accuracy"]
 
@@ -53,6 +56,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.integrations import is_tensorboard_available, is_trackio_available, is_wandb_available
 from transformers.trainer_utils import get_last_checkpoint
 
 from hf_fma.checkpoints import FmaTrainer, check_checkpoint_matches
@@ -72,8 +76,9 @@ from hf_fma.features import (
     compute_fbank_stats,
     cross_entropy_loss,
 )
+from hf_fma.configs import config_file, training_configs
+from hf_fma.data import DATASET_CONFIGS, load_fma
 from hf_fma.geometry import crop_frames
-from hf_fma.hf_fma import Fma
 from hf_fma.models import AST_PRESETS, CNN_PRESETS, build_cnn, build_model
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
 from hf_fma.run_folder import (
@@ -89,9 +94,10 @@ from hf_fma.run_folder import (
 
 logger = logging.getLogger(__name__)
 
-DATASET_SCRIPT = str(Path(__file__).resolve().parent)  # this package's folder holds the loading script
-DATASET_CONFIGS = tuple(config.name for config in Fma.BUILDER_CONFIGS)
 MODEL_FAMILIES = ("ast", "cnn")
+# The experiment trackers `--report_to` takes that hf-fma's extras install (pyproject: tensorboard, wandb,
+# trackio), with transformers' own test of each; a missing one is found at start, not after the data.
+TRACKERS = {"tensorboard": is_tensorboard_available, "wandb": is_wandb_available, "trackio": is_trackio_available}
 
 
 @dataclass
@@ -142,9 +148,6 @@ class DataArguments:
             "help": "A Parquet export of FMA (`hf-fma export`): its folder or Hub dataset id, read with "
             "load_dataset(dataset_name, dataset_config_name) instead of the archives; data_dir is then not read."
         },
-    )
-    dataset_script: str = field(
-        default=DATASET_SCRIPT, metadata={"help": "The hf_fma loading script's folder (default: the package's)."}
     )
     streaming: bool = field(
         default=False,
@@ -224,10 +227,9 @@ ARGUMENT_CLASSES = (ModelArguments, DataArguments, FmaTrainingArguments)
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
-    """The flat {argument: value} mapping of a YAML or JSON config file (as `run_config.yaml` is written)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
+    """The flat {argument: value} mapping of a YAML or JSON config file (as `run_config.yaml` is written),
+    or of a shipped config given by name."""
+    path = config_file(path)
     with open(path, encoding="utf-8") as f:
         values = json.load(f) if path.suffix == ".json" else yaml.safe_load(f)
     if not isinstance(values, dict):
@@ -249,7 +251,11 @@ def parse_arguments(
     if len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json")):
         argv = ["--config", argv[0]]
     parser = HfArgumentParser(ARGUMENT_CLASSES)
-    parser.add_argument("--config", help="YAML or JSON file of arguments; command-line flags override it")
+    parser.add_argument(
+        "--config",
+        help=f"YAML or JSON file of arguments, or a shipped config's name ({', '.join(training_configs())}); "
+        "command-line flags override it",
+    )
     known = {action.dest for action in parser._actions}
 
     values = dict(defaults or {})
@@ -260,7 +266,7 @@ def parse_arguments(
     if unknown:
         raise ValueError(
             f"{config_path or 'defaults'}: unknown argument(s) {', '.join(unknown)}; see "
-            "`python recipes/train_ast.py --help` for the valid names"
+            "`hf-fma train --help` for the valid names"
         )
     parser.set_defaults(**values)
     *arguments, _config_flag = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
@@ -307,8 +313,8 @@ def write_run_config(
     final_path = Path(training_args.output_dir) / RUN_CONFIG_NAME
     return write_text_atomic(
         Path(folder) / RUN_CONFIG_NAME,
-        "# Resolved arguments of this run; repeat it with: python recipes/train_"
-        f"{model_args.model_family}.py --config {final_path}\n" + yaml.safe_dump(config, sort_keys=False),
+        f"# Resolved arguments of this run; repeat it with: hf-fma train {final_path}\n"
+        + yaml.safe_dump(config, sort_keys=False),
     )
 
 
@@ -339,6 +345,13 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
             f"eval_crops must be >= 1 and crop_seconds > 0, got {data_args.eval_crops} and {data_args.crop_seconds}"
         )
     crop_frames(data_args.crop_seconds)  # raises now, not after the fbank statistics, unless whole 10 ms hops
+    for tracker in training_args.report_to or ():
+        # transformers finds a missing tracker only when the Trainer is built, after the data is prepared.
+        if tracker in TRACKERS and not TRACKERS[tracker]():
+            raise ImportError(
+                f"--report_to {tracker} needs the {tracker} package: pip install {tracker} (from a clone of hf-fma: "
+                f'pip install -e ".[{tracker}]")'
+            )
     launched = int(os.environ.get("WORLD_SIZE", 1))
     if launched > training_args.world_size:
         # Otherwise every process trains alone on all the data and they overwrite each other's output.
@@ -394,21 +407,13 @@ def describe_process(training_args: TrainingArguments) -> str:
 
 
 def load_splits(data_args: DataArguments) -> dict[str, datasets.Dataset | datasets.IterableDataset]:
-    """train/validation/test through the hf_fma loading script, or of an export with `dataset_name`, audio
-    left undecoded ({"path", "bytes"}: the transforms decode only their crops)."""
+    """train/validation/test through `load_fma` (any datasets version), or of an export with `dataset_name`,
+    audio left undecoded ({"path", "bytes"}: the transforms decode only their crops)."""
     if data_args.dataset_name:
         # An `hf-fma export` (folder or Hub repository): Parquet with the builder's columns and MP3 bytes.
         splits = load_dataset(data_args.dataset_name, data_args.dataset_config_name, streaming=data_args.streaming)
-        return {name: splits[name].cast_column("audio", Audio(decode=False)) for name in ("train", "validation", "test")}
-    # datasets resolves a relative data_dir against the loading script's folder, not the working directory.
-    data_dir = None if data_args.data_dir is None else os.path.abspath(os.path.expanduser(data_args.data_dir))
-    splits = load_dataset(
-        data_args.dataset_script,
-        data_args.dataset_config_name,
-        data_dir=data_dir,
-        streaming=data_args.streaming,
-        trust_remote_code=True,
-    )
+    else:
+        splits = load_fma(data_args.dataset_config_name, data_dir=data_args.data_dir, streaming=data_args.streaming)
     return {name: splits[name].cast_column("audio", Audio(decode=False)) for name in ("train", "validation", "test")}
 
 

@@ -5,16 +5,16 @@ training-set sizes (balanced per genre) and seeds, then write the table (mean an
 The study's question on fma_small, AST from scratch and the CNN (the archives in data/fma; 4 sizes x 3
 seeds = 12 runs each):
 
-    python recipes/sample_size_study.py --config recipes/configs/ast_study_small.yaml --data_dir data/fma \\
+    python recipes/sample_size_study.py --config hf_fma/configs/ast_study_small.yaml --data_dir data/fma \\
         --study_dir runs/sample-size-ast
-    python recipes/sample_size_study.py --config recipes/configs/cnn_study_small.yaml --data_dir data/fma \\
+    python recipes/sample_size_study.py --config hf_fma/configs/cnn_study_small.yaml --data_dir data/fma \\
         --study_dir runs/sample-size-cnn
     hf-fma table runs/sample-size-ast runs/sample-size-cnn --output_dir runs/sample-size  # both side by side
     hf-fma plot sizes runs/sample-size/results.json
 
 On the offline demo, in a few minutes on CPU (`hf-fma make-demo demo_data` first):
 
-    python recipes/sample_size_study.py --config recipes/configs/ast_demo.yaml --sizes 24 48 96 --seeds 0 1 \\
+    python recipes/sample_size_study.py --config hf_fma/configs/ast_demo.yaml --sizes 24 48 96 --seeds 0 1 \\
         --study_dir runs/sample-size-demo
 
 `--sizes` (default 1000 2000 4000 6400: 6400 is all of small's training split) and `--seeds` (default 0 1 2)

@@ -4,22 +4,22 @@ fine-tuned from an AST checkpoint (the AudioSet one by default), then evaluate i
 
 The offline demo on CPU, under a minute on 2 cores (`hf-fma make-demo demo_data` first):
 
-    python recipes/train_ast.py --config recipes/configs/ast_demo.yaml
-    accelerate launch --config_file recipes/accelerate/cpu.yaml recipes/train_ast.py \\
-        --config recipes/configs/ast_demo.yaml
-    torchrun --nproc_per_node 2 recipes/train_ast.py --config recipes/configs/ast_demo.yaml \\
+    python recipes/train_ast.py --config hf_fma/configs/ast_demo.yaml
+    accelerate launch --config_file hf_fma/configs/accelerate/cpu.yaml recipes/train_ast.py \\
+        --config hf_fma/configs/ast_demo.yaml
+    torchrun --nproc_per_node 2 recipes/train_ast.py --config hf_fma/configs/ast_demo.yaml \\
         --use_cpu --per_device_train_batch_size 8     # 2 CPU processes (gloo), the same global batch
 
 The study's AST from scratch on fma_small (the archives in data/fma), one GPU, eight GPUs, two nodes:
 
-    accelerate launch --config_file recipes/accelerate/gpu_bf16.yaml recipes/train_ast.py \\
-        --config recipes/configs/ast_study_small.yaml --data_dir data/fma
-    accelerate launch --config_file recipes/accelerate/multi_gpu.yaml recipes/train_ast.py \\
-        --config recipes/configs/ast_study_small.yaml --per_device_train_batch_size 8
-    torchrun --nproc_per_node 8 recipes/train_ast.py --config recipes/configs/ast_study_small.yaml \\
+    accelerate launch --config_file hf_fma/configs/accelerate/gpu_bf16.yaml recipes/train_ast.py \\
+        --config hf_fma/configs/ast_study_small.yaml --data_dir data/fma
+    accelerate launch --config_file hf_fma/configs/accelerate/multi_gpu.yaml recipes/train_ast.py \\
+        --config hf_fma/configs/ast_study_small.yaml --per_device_train_batch_size 8
+    torchrun --nproc_per_node 8 recipes/train_ast.py --config hf_fma/configs/ast_study_small.yaml \\
         --per_device_train_batch_size 8 --bf16
-    accelerate launch --config_file recipes/accelerate/multi_node.yaml --machine_rank RANK \\
-        recipes/train_ast.py --config recipes/configs/ast_finetune_medium.yaml
+    accelerate launch --config_file hf_fma/configs/accelerate/multi_node.yaml --machine_rank RANK \\
+        recipes/train_ast.py --config hf_fma/configs/ast_finetune_medium.yaml
 
 Any argument of the config file can be overridden on the command line (`--learning_rate 5e-4`); resume
 with `--resume_from_checkpoint last`. All arguments: `python recipes/train_ast.py --help`

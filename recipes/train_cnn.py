@@ -4,17 +4,17 @@ preset), on the same features and data path as AST, then evaluate it on the test
 
 The offline demo on CPU, under a minute on 2 cores (`hf-fma make-demo demo_data` first):
 
-    python recipes/train_cnn.py --config recipes/configs/cnn_demo.yaml
-    accelerate launch --config_file recipes/accelerate/cpu.yaml recipes/train_cnn.py \\
-        --config recipes/configs/cnn_demo.yaml
-    torchrun --nproc_per_node 2 recipes/train_cnn.py --config recipes/configs/cnn_demo.yaml \\
+    python recipes/train_cnn.py --config hf_fma/configs/cnn_demo.yaml
+    accelerate launch --config_file hf_fma/configs/accelerate/cpu.yaml recipes/train_cnn.py \\
+        --config hf_fma/configs/cnn_demo.yaml
+    torchrun --nproc_per_node 2 recipes/train_cnn.py --config hf_fma/configs/cnn_demo.yaml \\
         --use_cpu --per_device_train_batch_size 8     # 2 CPU processes (gloo), the same global batch
 
 The study's CNN on fma_small and on mini (the archives in data/fma), one GPU or eight:
 
-    accelerate launch --config_file recipes/accelerate/gpu_bf16.yaml recipes/train_cnn.py \\
-        --config recipes/configs/cnn_study_small.yaml --data_dir data/fma
-    torchrun --nproc_per_node 8 recipes/train_cnn.py --config recipes/configs/cnn_study_mini.yaml \\
+    accelerate launch --config_file hf_fma/configs/accelerate/gpu_bf16.yaml recipes/train_cnn.py \\
+        --config hf_fma/configs/cnn_study_small.yaml --data_dir data/fma
+    torchrun --nproc_per_node 8 recipes/train_cnn.py --config hf_fma/configs/cnn_study_mini.yaml \\
         --per_device_train_batch_size 8
 
 Any argument of the config file can be overridden on the command line; resume with

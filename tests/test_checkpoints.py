@@ -17,7 +17,7 @@ from hf_fma.training import parse_arguments, run_training
 
 from .conftest import REPO_ROOT
 
-AST_DEMO = REPO_ROOT / "recipes" / "configs" / "ast_demo.yaml"
+AST_DEMO = REPO_ROOT / "hf_fma" / "configs" / "ast_demo.yaml"
 DEMO_GENRES = ["Electronic", "Experimental", "Folk", "Hip-Hop", "Instrumental", "International", "Pop", "Rock"]
 
 

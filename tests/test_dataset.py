@@ -12,12 +12,14 @@ import threading
 import zipfile
 from collections import Counter
 
+import datasets
 import numpy as np
 import pytest
 from datasets import Audio, load_dataset
 from datasets.exceptions import DatasetGenerationError
 
 from hf_fma import demo, metadata
+from hf_fma.data import load_fma
 from hf_fma.hf_fma import ARCHIVES, Fma
 
 from .conftest import REPO_ROOT, with_cell
@@ -43,8 +45,15 @@ def expected_split_ids(tracks, subset):
     }
 
 
+# Loading the script by name (`load_dataset("hf_fma", ...)`) is tested on datasets < 4 only: 4 refuses loading
+# scripts. Everything else goes through load_fma, the builder class itself, which works on every version.
+needs_loading_scripts = pytest.mark.skipif(
+    int(datasets.__version__.split(".")[0]) >= 4, reason="datasets >= 4 does not run loading scripts"
+)
+
+
 def load(config, demo_dir, **kwargs):
-    return load_dataset(SCRIPT, config, data_dir=str(demo_dir), trust_remote_code=True, **kwargs)
+    return load_fma(config, data_dir=demo_dir, **kwargs)
 
 
 @pytest.mark.parametrize("config", ["small", "medium", "large", "full"])
@@ -137,15 +146,23 @@ def test_extracted_folders_in_data_dir(demo_dir, tmp_path):
     for name in ("fma_metadata", "fma_small"):
         with zipfile.ZipFile(demo_dir / f"{name}.zip") as archive:
             archive.extractall(tmp_path)
-    dataset = load_dataset(SCRIPT, "small", data_dir=str(tmp_path), split="test", trust_remote_code=True)
+    dataset = load_fma("small", data_dir=tmp_path, split="test")
     assert len(dataset) == 16
-    assert dataset[0]["audio"]["path"].startswith(str(tmp_path / "fma_small"))
+    # the undecoded column holds the path on every datasets version (datasets 4 decodes to an AudioDecoder)
+    assert dataset.cast_column("audio", Audio(decode=False))[0]["audio"]["path"].startswith(str(tmp_path / "fma_small"))
 
 
+@needs_loading_scripts
 def test_load_by_name_from_the_repository_root(demo_dir, monkeypatch):
     monkeypatch.chdir(REPO_ROOT)
     dataset = load_dataset("hf_fma", "small", data_dir=str(demo_dir), split="test", trust_remote_code=True)
     assert len(dataset) == 16
+    # load_fma returns what the script returns
+    through_builder = load_fma("small", data_dir=demo_dir, split="test")
+    assert through_builder.features == dataset.features
+    assert through_builder.select_columns(["track_id", "genre", "duration"]).to_list() == dataset.select_columns(
+        ["track_id", "genre", "duration"]
+    ).to_list()
 
 
 def test_the_builder_is_a_plain_class(demo_dir, tmp_path):
@@ -156,13 +173,13 @@ def test_the_builder_is_a_plain_class(demo_dir, tmp_path):
 
 def test_unknown_config_lists_the_valid_ones():
     with pytest.raises(ValueError, match="small.*medium.*large.*full.*mini"):
-        load_dataset(SCRIPT, "tiny", trust_remote_code=True)
+        load_fma("tiny")
 
 
 def test_missing_archive_names_the_file_and_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("not FMA")
     with pytest.raises(FileNotFoundError, match=r"fma_metadata\.zip .*notes\.txt"):
-        load_dataset(SCRIPT, "small", data_dir=str(tmp_path), trust_remote_code=True)
+        load_fma("small", data_dir=tmp_path)
 
 
 @pytest.fixture
@@ -465,6 +482,7 @@ def test_unusable_files_are_described_by_what_is_wrong(demo_dir, demo_tracks, tm
     assert "does not exist" not in reported
 
 
+@needs_loading_scripts
 def test_relative_data_dir_that_is_not_there_explains_itself(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match="not a folder.*absolute path"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from datasets import Audio, ClassLabel, Dataset, Features, Value, load_dataset
+from datasets import Audio, ClassLabel, Dataset, Features, Value
 from transformers import PretrainedConfig
 from transformers.modeling_outputs import SequenceClassifierOutput
 
@@ -15,7 +15,7 @@ from hf_fma.evaluation import evaluate_model, load_genre_metric, predict_crops
 from hf_fma.metadata import SMALL_GENRES
 from hf_fma.models import build_cnn
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
-from hf_fma.training import DATASET_SCRIPT
+from hf_fma.data import load_fma
 
 
 def test_metric_module_scores_a_hand_checked_example():
@@ -45,7 +45,7 @@ def test_metric_module_rejects_indices_outside_the_label_names():
 
 @pytest.fixture(scope="module")
 def demo_test_split(demo_dir):
-    return load_dataset(DATASET_SCRIPT, "small", data_dir=str(demo_dir), split="test", trust_remote_code=True)
+    return load_fma("small", data_dir=demo_dir, split="test")
 
 
 @pytest.fixture(scope="module")

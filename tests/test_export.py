@@ -8,7 +8,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import textwrap
 import zipfile
 from pathlib import Path
@@ -29,9 +28,9 @@ from .test_hub import in_memory_hub, serve_hub  # noqa: F401  the fixtures
 
 SPLITS = ("train", "validation", "test")
 DATASETS_MAJOR = int(datasets.__version__.split(".")[0])
-# The environment with the other datasets major version: .venv5 (datasets 5) beside the test run's 3.6,
-# .venv (3.6) beside a run under datasets 4+.
-OTHER_PYTHON = REPO_ROOT / (".venv5" if DATASETS_MAJOR < 4 else ".venv") / "bin" / "python"
+# The environment with the other datasets major version (scripts/setup.sh makes both): .venv-datasets5
+# (datasets 5) beside the test run's 3.6, .venv (3.6) beside a run under datasets 4+.
+OTHER_PYTHON = REPO_ROOT / (".venv-datasets5" if DATASETS_MAJOR < 4 else ".venv") / "bin" / "python"
 
 
 @pytest.fixture(scope="module")

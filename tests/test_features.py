@@ -159,6 +159,18 @@ def test_training_transform_and_collator_give_model_inputs(tracks):
     assert batch["labels"].tolist() == [0, 1, 2, 3] and batch["labels"].dtype == torch.long
 
 
+def test_decoded_audio_of_every_datasets_version_is_cropped(tracks):
+    # datasets 3.x decodes an Audio column to {"array", "sampling_rate"} dicts, datasets 4 and later to
+    # torchcodec's AudioDecoder: the transform takes both, and crops what the decoder decodes.
+    rows = tracks.cast_column("audio", Audio())[:]
+    as_dicts = [{"array": audio["array"], "sampling_rate": audio["sampling_rate"]} for audio in rows["audio"]]
+    transform = AudioCropTransform(crop_seconds=2.0, policy="center")
+    expected = transform({**rows, "audio": as_dicts})["waveform"]
+    for waveform, want in zip(transform(rows)["waveform"], expected, strict=True):
+        assert waveform.shape == (2 * TARGET,)
+        np.testing.assert_allclose(waveform, want, atol=1e-5)
+
+
 def test_evaluation_batches_equal_ast_features_of_the_same_crops(tracks):
     extractor = ASTFeatureExtractor(max_length=500)
     dataset = tracks.with_transform(AudioCropTransform(crop_seconds=5.0, policy="center"))
@@ -300,7 +312,7 @@ def test_stats_equal_a_direct_numpy_computation(tracks):
 
 def test_stats_command_writes_the_feature_extractor_training_loads(demo_dir, tmp_path):
     output = tmp_path / "stats"
-    argv = ["--data-dir", str(demo_dir), "--config", "small", "--output-dir", str(output),
+    argv = ["--data-dir", str(demo_dir), "--dataset_config_name", "small", "--output-dir", str(output),
             "--max-tracks", "6", "--num-workers", "0", "--max-length", "512", "--time-downscale", "4"]
     assert stats_main(argv) == 0
     record = json.loads((output / "fbank_stats.json").read_text())

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from huggingface_hub import DatasetCard, ModelCard, set_client_factory
+from huggingface_hub import ModelCard, set_client_factory
 
 from hf_fma import hub
 from hf_fma.cards import model_card
@@ -419,7 +419,7 @@ def test_evaluate_and_push_refresh_the_run_card(tiny_runs, demo_dir, in_memory_h
     from hf_fma.reporting import evaluate_main
 
     run_dir = copy_run(tiny_runs["cnn"], tmp_path / "run", skip=("README.md",))
-    argv = [str(run_dir), "--config", "small", "--split", "test", "--data_dir", str(demo_dir), "--n_crops", "2",
+    argv = [str(run_dir), "--dataset_config_name", "small", "--split", "test", "--data_dir", str(demo_dir), "--n_crops", "2",
             "--max_tracks", "16", "--no_plot", "--device", "cpu"]  # fmt: skip
     assert evaluate_main(argv) == 0
     assert ModelCard.load(run_dir / "README.md").data.eval_results

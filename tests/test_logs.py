@@ -12,7 +12,7 @@ import textwrap
 
 from .conftest import REPO_ROOT
 
-AST_DEMO = REPO_ROOT / "recipes" / "configs" / "ast_demo.yaml"
+AST_DEMO = REPO_ROOT / "hf_fma" / "configs" / "ast_demo.yaml"
 
 
 def run_python(code: str, *args) -> subprocess.CompletedProcess:

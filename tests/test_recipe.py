@@ -7,7 +7,7 @@ from hf_fma import recipe
 
 from .conftest import REPO_ROOT
 
-AST_DEMO = str(REPO_ROOT / "recipes" / "configs" / "ast_demo.yaml")
+AST_DEMO = str(REPO_ROOT / "hf_fma" / "configs" / "ast_demo.yaml")
 
 
 @pytest.fixture

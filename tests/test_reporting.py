@@ -111,7 +111,7 @@ STUDY_SIZES, STUDY_SEEDS = (8, 16), (0, 1)
 def run_study(study_dir, demo_dir):
     study = runpy.run_path(str(REPO_ROOT / "recipes" / "sample_size_study.py"))
     return study["main"]([
-        "--config", str(REPO_ROOT / "recipes" / "configs" / "ast_demo.yaml"), "--data_dir", str(demo_dir),
+        "--config", str(REPO_ROOT / "hf_fma" / "configs" / "ast_demo.yaml"), "--data_dir", str(demo_dir),
         "--sizes", *map(str, STUDY_SIZES), "--seeds", *map(str, STUDY_SEEDS), "--study_dir", str(study_dir),
         # Tiny on purpose: the machinery is under test, not the accuracy.
         "--num_train_epochs", "1", "--crop_seconds", "1", "--eval_crops", "2", "--max_eval_samples", "8",
@@ -178,7 +178,8 @@ def test_evaluate_command_reproduces_the_runs_test_metrics(sample_size_study, de
     run_dir = sample_size_study / "16-seed0"
     recorded = json.loads((run_dir / "evaluation_test.json").read_text())
     exit_code = reporting.evaluate_main([
-        str(run_dir), "--config", "small", "--split", "test", "--data_dir", str(demo_dir), "--n_crops", "2",
+        # the dashed spellings are accepted too, as every hf-fma option's
+        str(run_dir), "--dataset-config-name", "small", "--split", "test", "--data-dir", str(demo_dir), "--n_crops", "2",
         "--max_tracks", "8", "--seed", "0", "--device", "cpu", "--output_dir", str(tmp_path),
     ])
     assert exit_code == 0
@@ -224,5 +225,5 @@ def test_evaluate_errors_are_reported_before_loading(tmp_path, capsys):
     assert reporting.evaluate_main([str(tmp_path), "--data_dir", str(tmp_path / "missing")]) == 2
     assert "is not a folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        reporting.evaluate_main([str(tmp_path), "--config", "tiny"])
+        reporting.evaluate_main([str(tmp_path), "--dataset_config_name", "tiny"])
     assert "invalid choice: 'tiny'" in capsys.readouterr().err

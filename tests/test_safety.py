@@ -23,7 +23,7 @@ from hf_fma.hub import prepare_model_repo
 
 from .conftest import REPO_ROOT
 
-CNN_DEMO = REPO_ROOT / "recipes" / "configs" / "cnn_demo.yaml"
+CNN_DEMO = REPO_ROOT / "hf_fma" / "configs" / "cnn_demo.yaml"
 FAKE_TOKEN = "hf_FAKEtokenNEVERwrittenQx7Zr2Lp9Vd"
 TINY = [
     "--crop_seconds", "1", "--eval_crops", "2", "--max_train_samples", "24", "--max_eval_samples", "16",
@@ -201,11 +201,11 @@ def test_overwrite_output_dir_is_not_recorded_in_the_run_config(demo_dir, tmp_pa
 
 @pytest.fixture(scope="module")
 def evaluated_on_mini(cnn_run, demo_dir, tmp_path_factory):
-    """A copy of the run, its own evaluation files' hashes, then `hf-fma evaluate RUN --config mini` on 8 tracks."""
+    """A copy of the run, its own evaluation files' hashes, then `hf-fma evaluate RUN --dataset_config_name mini` on 8 tracks."""
     run_dir = copy_run(cnn_run[0], tmp_path_factory.mktemp("evaluated") / "run")
     own = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in run_dir.glob("evaluation_*")}
     exit_code = reporting.evaluate_main([
-        str(run_dir), "--config", "mini", "--split", "test", "--data_dir", str(demo_dir), "--n_crops", "2",
+        str(run_dir), "--dataset_config_name", "mini", "--split", "test", "--data_dir", str(demo_dir), "--n_crops", "2",
         "--max_tracks", "8", "--device", "cpu", "--no_plot",
     ])  # fmt: skip
     assert exit_code == 0

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from datasets import Audio, ClassLabel, Dataset, load_dataset
+from datasets import Audio, ClassLabel, Dataset
 from transformers import TrainerCallback, pipeline
 
+from hf_fma import cli
+from hf_fma.data import load_fma
 from hf_fma.training import (
-    DATASET_SCRIPT,
     RUN_CONFIG_NAME,
     balanced_sample,
     parse_arguments,
@@ -31,8 +32,9 @@ from .conftest import REPO_ROOT
 from .test_checkpoints import assert_same_weights
 
 RECIPES = REPO_ROOT / "recipes"
-AST_DEMO = RECIPES / "configs" / "ast_demo.yaml"
-CNN_DEMO = RECIPES / "configs" / "cnn_demo.yaml"
+CONFIGS = REPO_ROOT / "hf_fma" / "configs"  # shipped in the package
+AST_DEMO = CONFIGS / "ast_demo.yaml"
+CNN_DEMO = CONFIGS / "cnn_demo.yaml"
 
 
 def load_recipe(name: str):
@@ -149,6 +151,16 @@ def test_a_missing_data_folder_fails_at_start(tmp_path):
     assert not output_dir.exists()
 
 
+def test_report_to_a_tracker_that_is_not_installed_fails_at_start_with_the_pip_line(demo_dir, tmp_path):
+    if importlib.util.find_spec("trackio") is not None:
+        pytest.skip("trackio is installed in this environment")
+    output_dir = tmp_path / "run"
+    argv = ["--config", str(AST_DEMO), "--data_dir", str(demo_dir), "--output_dir", str(output_dir), "--report_to", "trackio"]
+    with pytest.raises(ImportError, match=re.escape("--report_to trackio needs the trackio package: pip install trackio")):
+        load_recipe("train_ast").main(argv)
+    assert not output_dir.exists()
+
+
 # --------------------------------------------------------------------------------------------------
 # Training runs
 # --------------------------------------------------------------------------------------------------
@@ -156,13 +168,12 @@ def test_a_missing_data_folder_fails_at_start(tmp_path):
 
 @pytest.fixture(scope="module")
 def ast_run(demo_dir, tmp_path_factory):
-    """The README's main job: the AST demo config under `accelerate launch --cpu`, one process."""
+    """The README's main job: the shipped AST demo config by name, `accelerate launch -m hf_fma.train`, one
+    CPU process (the shipped accelerate config)."""
     output_dir = tmp_path_factory.mktemp("ast-demo")
     result = run([
-        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        str(RECIPES / "train_ast.py"), "--config", str(AST_DEMO),
-        "--data_dir", str(demo_dir), "--output_dir", str(output_dir),
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIGS / "accelerate" / "cpu.yaml"),
+        "-m", "hf_fma.train", "ast_demo", "--data_dir", str(demo_dir), "--output_dir", str(output_dir),
     ])  # fmt: skip
     return output_dir, result.stdout
 
@@ -210,7 +221,7 @@ def test_the_saved_ast_is_its_best_checkpoint(ast_run):
 
 def test_the_saved_model_classifies_a_file_through_pipeline(ast_run, demo_dir):
     output_dir, _ = ast_run
-    test = load_dataset(DATASET_SCRIPT, "small", data_dir=str(demo_dir), split="test", trust_remote_code=True)
+    test = load_fma("small", data_dir=demo_dir, split="test")
     track = test.cast_column("audio", Audio(sampling_rate=16000))[0]
     classifier = pipeline("audio-classification", model=str(output_dir), trust_remote_code=True)
     predictions = classifier(track["audio"]["array"], top_k=8)
@@ -218,10 +229,45 @@ def test_the_saved_model_classifies_a_file_through_pipeline(ast_run, demo_dir):
     assert sum(prediction["score"] for prediction in predictions) == pytest.approx(1.0, abs=1e-4)
 
 
+def test_classify_with_pipeline_reports_a_bad_file_and_classifies_the_others(ast_run, demo_dir, tmp_path):
+    output_dir, _ = ast_run
+    not_audio = tmp_path / "notes.mp3"
+    not_audio.write_text("not audio")
+    missing = tmp_path / "missing.mp3"
+    (rock,) = (demo_dir / "examples").glob("rock_*.mp3")
+    result = subprocess.run(
+        [sys.executable, str(RECIPES / "classify_with_pipeline.py"), str(output_dir), str(not_audio), str(rock), str(missing)],
+        capture_output=True, text=True, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert [line.split()[0] for line in result.stdout.splitlines()] == [str(rock)]  # after the bad first file
+    assert f"{not_audio}: cannot classify" in result.stderr and f"{missing}: cannot classify" in result.stderr
+    assert "2 of 3 file(s) could not be classified" in result.stderr
+
+
+def test_hf_fma_train_takes_a_shipped_config_by_name_and_logs_to_tensorboard(demo_dir, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    exit_code = cli.main([
+        "train", "cnn_demo", "--data-dir", str(demo_dir), "--output-dir", str(tmp_path), "--num_train_epochs", "2",
+        "--crop_seconds", "1", "--eval_crops", "1", "--train_eval_samples", "0", "--report_to", "tensorboard",
+        "--dataloader_num_workers", "0", "--dataloader_persistent_workers", "false",
+    ])  # fmt: skip
+    assert exit_code == 0
+    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "fma_cnn"  # the config's model_family
+    # one event file per writer: training's, then the final evaluation's
+    steps = set()
+    for events in tmp_path.glob("runs/*/events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events)).Reload()
+        if "eval/accuracy" in accumulator.Tags()["scalars"]:
+            steps |= {event.step for event in accumulator.Scalars("eval/accuracy")}
+    assert steps == {6, 12}  # each epoch's validation: 96 tracks / 16 per step
+
+
 def test_tiny_cnn_learns_the_demo_genres_under_accelerate(demo_dir, tmp_path):
     output_dir = tmp_path / "cnn-demo"
     run([
-        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(RECIPES / "accelerate" / "cpu.yaml"),
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIGS / "accelerate" / "cpu.yaml"),
         str(RECIPES / "train_cnn.py"), "--config", str(CNN_DEMO),
         "--data_dir", str(demo_dir), "--output_dir", str(output_dir),
     ])  # fmt: skip

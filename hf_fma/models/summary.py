@@ -23,6 +23,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import ASTConfig, ASTForAudioClassification, PreTrainedModel
 
+from ..argparsing import ArgumentParser
 from ..metadata import SMALL_GENRES
 from .ast import AST_PRESETS, DEFAULT_AST_CHECKPOINT, build_ast, label_maps
 from .cnn import CNN_PRESETS
@@ -97,7 +98,7 @@ def forward_cost(factory: ModelFactory, mel_bins: int, frames: int, repeats: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hf-fma models", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="hf-fma models", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model", action="append", choices=list(MODELS), help="a preset to measure (repeatable; default: all)"
     )
