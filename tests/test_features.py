@@ -324,7 +324,7 @@ def test_stats_command_writes_the_feature_extractor_training_loads(demo_dir, tmp
 
 def test_stats_command_reads_a_relative_data_dir_from_the_working_directory(demo_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(demo_dir.parent)
-    argv = ["--data_dir", demo_dir.name, "--config", "small", "--output_dir", str(tmp_path), "--max_tracks", "2",
+    argv = ["--data_dir", demo_dir.name, "--dataset_config_name", "small", "--output_dir", str(tmp_path), "--max_tracks", "2",
             "--num_workers", "0", "--max_length", "128"]
     assert stats_main(argv) == 0
     assert json.loads((tmp_path / "fbank_stats.json").read_text())["num_tracks"] == 2
