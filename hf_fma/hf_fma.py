@@ -28,13 +28,22 @@ by the next one in its ranking, identically in both modes.
 Every audio file is opened and its first second decoded while the split is prepared: known bad tracks
 (`metadata.KNOWN_BAD_TRACK_IDS`), files that cannot be decoded and files shorter than `min_duration`
 are left out, and one `BadAudioWarning` per split lists their ids and reasons.
+
+Each split is a list of shards, one per 3-digit folder of the archive (balanced configs: one shard), so
+`load_dataset(..., num_proc=N)` prepares in N processes, and a stream split across processes
+(`split_dataset_by_node`, accelerate) or DataLoader workers gives each its own shards: each reads only its
+share of the audio. Prepared rows are in track-id order whatever `num_proc`; a stream read by several
+readers warns in each reader about the tracks it left out.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
+import logging
 import os
+import tempfile
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -58,6 +67,10 @@ from .metadata import (
     split_quotas,
     subset_tracks,
 )
+
+# Named, not __name__: `load_dataset` imports a copy of this script under a datasets_modules name, and the
+# recipes set the level of the "hf_fma" loggers (`--log_level debug` lists every audio file read).
+logger = logging.getLogger("hf_fma.hf_fma")
 
 _CITATION = """\
 @inproceedings{fma_dataset,
@@ -132,6 +145,7 @@ class Fma(datasets.GeneratorBasedBuilder):
         ),
     ]
     DEFAULT_CONFIG_NAME = "small"
+    _left_out_dir: Optional[str] = None  # set while a split is prepared (see `_prepare_split`)
 
     def _info(self):
         return datasets.DatasetInfo(
@@ -168,7 +182,9 @@ class Fma(datasets.GeneratorBasedBuilder):
             datasets.SplitGenerator(
                 name=split,
                 gen_kwargs={
-                    "records": records,
+                    # A list: datasets hands each preparation process (num_proc) and each streaming reader
+                    # (split_dataset_by_node, DataLoader workers) its own shards.
+                    "shards": self._shards(records, quotas),
                     "quotas": quotas,
                     "audio_folder": os.path.join(audio_root, audio_archive.name),
                     "streaming": streaming,
@@ -177,13 +193,15 @@ class Fma(datasets.GeneratorBasedBuilder):
             for split, (records, quotas) in self._select_tracks(tracks, genres).items()
         ]
 
-    def _generate_examples(self, records, quotas, audio_folder, streaming):
-        left_out = {}  # track_id -> reason, reported once per split
+    def _generate_examples(self, shards, quotas, audio_folder, streaming):
+        left_out = {}  # track_id -> reason, reported once per split (see `_report_left_out`)
         taken = Counter()  # genre label -> tracks yielded, to fill `quotas`
-        for track_id, record in records.items():
+        for record in (record for shard in shards for record in shard):
+            track_id = record["track_id"]
             if quotas is not None and taken[record["genre"]] >= quotas[record["genre"]]:
                 continue
             location = os.path.join(audio_folder, audio_path(track_id))
+            logger.debug("reading %s", location)
             if streaming:
                 try:
                     with open(location, "rb") as f:
@@ -203,14 +221,39 @@ class Fma(datasets.GeneratorBasedBuilder):
                 continue
             taken[record["genre"]] += 1
             yield track_id, {**record, "audio": audio, "duration": duration}
-        if left_out:
-            listing = "; ".join(f"{track_id:06d}: {reason}" for track_id, reason in sorted(left_out.items()))
-            warnings.warn(f"FMA {self.config.name}: {len(left_out)} track(s) left out: {listing}", BadAudioWarning)
+        self._report_left_out(left_out)
         if quotas is not None:
             names = self.config.genre_names
             short = [f"{names[label]} {taken[label]} of {quota}" for label, quota in quotas.items() if taken[label] < quota]
             if short:
                 warnings.warn(f"FMA {self.config.name}: fewer usable tracks than asked for: {'; '.join(short)}")
+
+    def _prepare_split(self, split_generator, *args, **kwargs):
+        """datasets' preparation of one split, then one `BadAudioWarning` listing every track it left out.
+
+        With `num_proc`, the split's shards are generated in several processes, each of which knows only
+        its own left-out tracks: each writes them to a file in a folder made for this split (`_left_out_dir`,
+        which reaches the processes with the pickled builder) and this process reports the union."""
+        with tempfile.TemporaryDirectory(prefix="hf-fma-left-out-") as folder:
+            self._left_out_dir = folder
+            try:
+                super()._prepare_split(split_generator, *args, **kwargs)
+            finally:
+                self._left_out_dir = None
+            left_out = {}
+            for name in os.listdir(folder):
+                with open(os.path.join(folder, name), encoding="utf-8") as f:
+                    left_out.update({int(track_id): reason for track_id, reason in json.load(f).items()})
+        _warn_left_out(self.config.name, left_out)
+
+    def _report_left_out(self, left_out: dict[int, str]) -> None:
+        """Preparing, hand the tracks a generator left out to `_prepare_split`; streaming, warn now: a reader
+        reports its own shards' (the whole split's when it reads all of them)."""
+        if self._left_out_dir is None:
+            _warn_left_out(self.config.name, left_out)
+            return
+        with tempfile.NamedTemporaryFile("w", dir=self._left_out_dir, suffix=".json", delete=False) as f:
+            json.dump(left_out, f)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -249,6 +292,19 @@ class Fma(datasets.GeneratorBasedBuilder):
                 "album": _text(row["album", "title"]),
             }
         return {name: (records[official], quotas[official]) for official, name in SPLIT_NAMES.items()}
+
+    @staticmethod
+    def _shards(records: dict[int, dict], quotas) -> list[list[dict]]:
+        """The split's records as shards in track-id order: one per 3-digit folder of the archive (156 in
+        large), so that shards hold similar numbers of tracks and concatenating them in order keeps rows
+        in track-id order whatever the number of processes. A balanced config fills its quotas in ranking
+        order, which only one generator can do: it is one shard."""
+        if quotas is not None:
+            return [list(records.values())]
+        folders = {}
+        for track_id in sorted(records):
+            folders.setdefault(track_id // 1000, []).append(records[track_id])
+        return list(folders.values())
 
     def _probe(self, source) -> tuple[Optional[float], Optional[str]]:
         """(duration in seconds, None) for usable audio, else (None, why it is left out)."""
@@ -293,6 +349,12 @@ class Fma(datasets.GeneratorBasedBuilder):
     def _extracted(dl_manager, source: str) -> str:
         """A folder for an extracted folder; a zip is extracted once (or, streaming, opened lazily)."""
         return source if os.path.isdir(source) else dl_manager.extract(source)
+
+
+def _warn_left_out(config_name: str, left_out: dict[int, str]) -> None:
+    if left_out:
+        listing = "; ".join(f"{track_id:06d}: {reason}" for track_id, reason in sorted(left_out.items()))
+        warnings.warn(f"FMA {config_name}: {len(left_out)} track(s) left out: {listing}", BadAudioWarning)
 
 
 def _text(value) -> Optional[str]:
