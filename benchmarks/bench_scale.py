@@ -28,10 +28,10 @@ import dataclasses
 import json
 import multiprocessing
 import os
-import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from bench_predict import MAX_LENGTH, build, write_mp3
@@ -103,24 +103,28 @@ def run_predict(model_dir: str, files: list[str], workers: int) -> dict:
 def _child(function, *args):
     import torch
 
+    # A spawned process inherits "spawn" as its start method; back to the platform's default (fork on
+    # Linux), as a user's process has, for the DataLoader workers of predict and datasets' num_proc pool.
+    multiprocessing.set_start_method(None, force=True)
     torch.set_num_threads(1)
     return function(*args)
 
 
 def in_fresh_processes(function, argument_lists: list[tuple]) -> list:
-    """`function(*arguments)` for each list, all at once, each in its own new process."""
+    """`function(*arguments)` for each list, all at once, each in its own new process (not a daemon, so
+    that it can start DataLoader workers and preparation processes of its own)."""
     context = multiprocessing.get_context("spawn")
-    with context.Pool(len(argument_lists)) as pool:
-        pending = [pool.apply_async(_child, (function, *arguments)) for arguments in argument_lists]
-        return [job.get() for job in pending]
+    with ProcessPoolExecutor(len(argument_lists), mp_context=context) as pool:
+        pending = [pool.submit(_child, function, *arguments) for arguments in argument_lists]
+        return [job.result() for job in pending]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000, 16000], help="tracks per tree")
     parser.add_argument("--num_proc", type=int, nargs="+", default=[1, 2], help="preparation processes")
-    parser.add_argument("--stream_processes", type=int, nargs="+", default=[1, 2], help="streaming readers")
-    parser.add_argument("--predict_workers", type=int, nargs="+", default=[0, 1, 2], help="predict --num_workers")
+    parser.add_argument("--stream_processes", type=int, nargs="*", default=[1, 2], help="streaming readers")
+    parser.add_argument("--predict_workers", type=int, nargs="*", default=[0, 1, 2], help="predict --num_workers")
     parser.add_argument("--predict_files", type=int, default=32, help="30 s MP3s classified per predict run")
     parser.add_argument("--clips", type=int, default=4, help="distinct encoded clips the trees link to")
     parser.add_argument("--work_dir", type=Path, default=Path(tempfile.gettempdir()) / "hf-fma-bench-scale")
