@@ -262,14 +262,17 @@ class BatchedFbank(torch.nn.Module):
         """(batch, samples) at `sampling_rate` -> model inputs (batch, frames, mel_bins), float32, chunk by
         chunk of rows, each through the whole chain while it is in cache. `augment` (e.g. SpecAugment) takes
         each chunk's normalised features before pooling."""
-        batch = len(waveforms)
-        features = torch.empty(batch, self.max_length, self.num_mel_bins, dtype=self.dtype, device=self.window.device)
-        chunks = []
-        for rows in self._chunks(batch, self.max_length, features.device):
-            chunk = self.log_mel(waveforms[rows], None if lengths is None else lengths[rows], out=features[rows])
-            chunk = self.normalize_value(chunk.float())  # (rows, max_length, mel)
-            chunks.append(self.downscale(chunk if augment is None else augment(chunk)))
-        return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+        batch, device = len(waveforms), self.window.device
+        result = None
+        for rows in self._chunks(batch, self.max_length, device):
+            # (rows, max_length, mel): a buffer small enough to stay in cache through the whole chain
+            buffer = torch.empty(len(waveforms[rows]), self.max_length, self.num_mel_bins, dtype=self.dtype, device=device)
+            features = self.normalize_value(self.log_mel(waveforms[rows], None if lengths is None else lengths[rows], out=buffer).float())
+            features = self.downscale(features if augment is None else augment(features))
+            if result is None:
+                result = features.new_empty(batch, *features.shape[1:])
+            result[rows] = features
+        return result
 
 
 # --------------------------------------------------------------------------------------------------
