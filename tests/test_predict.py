@@ -411,6 +411,7 @@ def test_csv_output_to_a_file(ast_dir, library, tmp_path):
     [
         (["--top-k", "0"], "invalid positive int value"),
         (["--format", "xml"], "invalid choice"),
+        (["--num_workers", "-1"], "--num_workers must be 0"),
         (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--device", "tpu"], "device"),
     ],
 )
