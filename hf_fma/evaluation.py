@@ -132,6 +132,15 @@ def predict_crops(
     }
 
 
+def _process_share(dataset, rank: int, world_size: int):
+    """This process's tracks. A stream with enough shards is split by shard, as accelerate splits training
+    streams, so each process reads only its own files (`split_dataset_by_node` does that only when the
+    shard count divides by the process count, and otherwise has every process read every file)."""
+    if isinstance(dataset, datasets.IterableDataset) and dataset.n_shards >= world_size:
+        return dataset.shard(num_shards=world_size, index=rank)
+    return split_dataset_by_node(dataset, rank, world_size)
+
+
 def _gather(predictions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every process's predictions, concatenated, on every process."""
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
@@ -170,7 +179,7 @@ def evaluate_model(
     dataset = labelled_tracks(dataset)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         # Whole tracks per process: a track's crops are averaged where they were predicted.
-        dataset = split_dataset_by_node(dataset, torch.distributed.get_rank(), torch.distributed.get_world_size())
+        dataset = _process_share(dataset, torch.distributed.get_rank(), torch.distributed.get_world_size())
     crops = _gather(
         predict_crops(model, feature_extractor, dataset, n_crops, batch_size, num_workers, crop_seconds)
     )

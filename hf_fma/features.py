@@ -31,10 +31,11 @@ Command: `hf-fma stats --data_dir DIR --dataset_config_name small --output_dir r
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,9 @@ class BatchedFbank(torch.nn.Module):
     fft_length = 512
     preemphasis = 0.97
     mel_floor = 1.192092955078125e-07  # float32 epsilon, as in ASTFeatureExtractor
-    # On CPU the batch is processed this many frames at a time: chunks that stay in cache run the FFT
-    # 3 to 4 times faster than one batch-sized pass (which spends its time in page faults).
+    # On CPU the batch goes through the whole chain (FFT to pooling) this many frames at a time: chunks
+    # that stay in cache run 3 to 4 times faster than batch-sized passes (which spend their time in page
+    # faults), and the per-clip cost then stays flat as the batch grows.
     cpu_chunk_frames = 1024
 
     def __init__(
@@ -161,28 +163,46 @@ class BatchedFbank(torch.nn.Module):
         return self.normalize_value(0.0)
 
     def normalize_value(self, value):
-        return (value - self.mean) / (self.std * 2) if self.do_normalize else value
+        if not self.do_normalize:
+            return value
+        if isinstance(value, torch.Tensor):  # one new tensor, not two
+            return torch.sub(value, self.mean).div_(self.std * 2)
+        return (value - self.mean) / (self.std * 2)
 
     num_frames = staticmethod(num_frames)  # frames the extractor makes of `lengths` samples, element-wise
 
-    def log_mel(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def log_mel(
+        self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Raw log-mel frames: (batch, samples) -> (batch, frames, num_mel_bins), before padding to
         max_length. With `lengths` (samples of each waveform, the rest being padding), frames that are not
-        entirely inside a waveform are zeroed, as the extractor pads a shorter clip's fbank."""
+        entirely inside a waveform are zeros, as the extractor pads a shorter clip's fbank; they are not
+        computed. With `out` (batch, frames', num_mel_bins), the frames are written there instead: the
+        first frames' only, zeros after the waveforms' ends."""
         dtype = self.dtype
         waveforms = waveforms.to(self.window.device, torch.float32).to(dtype)  # the extractor casts to float32
         if waveforms.shape[-1] < self.frame_length:
             waveforms = F.pad(waveforms, (0, self.frame_length - waveforms.shape[-1]))
         batch, total_frames = waveforms.shape[0], int(self.num_frames(torch.tensor(waveforms.shape[-1])))
-        fbank = torch.empty(batch, total_frames, self.num_mel_bins, dtype=dtype, device=waveforms.device)
-        step = max(1, self.cpu_chunk_frames // total_frames) if waveforms.device.type == "cpu" else batch
-        for first in range(0, batch, step):
-            fbank[first : first + step] = self._log_mel_frames(waveforms[first : first + step])
-        if lengths is not None:
-            valid = self.num_frames(torch.as_tensor(lengths, device=fbank.device))  # (batch,)
-            padding = torch.arange(total_frames, device=fbank.device) >= valid[:, None]  # (batch, frames)
-            fbank.masked_fill_(padding[..., None], 0.0)
-        return fbank
+        if out is None:
+            out = torch.empty(batch, total_frames, self.num_mel_bins, dtype=dtype, device=waveforms.device)
+        lengths = torch.full((batch,), waveforms.shape[-1]) if lengths is None else torch.as_tensor(lengths)
+        valid = self.num_frames(lengths.to(out.device)).clamp_max(min(total_frames, out.shape[1]))  # (batch,)
+        for rows in self._chunks(batch, out.shape[1], waveforms.device):
+            frames = int(valid[rows].max())  # frames of this chunk that hold audio
+            out[rows, frames:] = 0.0
+            if frames > 0:
+                samples = self.frame_length + (frames - 1) * self.hop_length
+                out[rows, :frames] = self._log_mel_frames(waveforms[rows, :samples])
+        if bool((valid < valid.max()).any()):  # rows ending before others of their chunk: zero their tails
+            padding = torch.arange(out.shape[1], device=out.device) >= valid[:, None]  # (batch, frames)
+            out.masked_fill_(padding[..., None], 0.0)
+        return out
+
+    def _chunks(self, batch: int, frames: int, device: torch.device) -> list[slice]:
+        """Row slices of about `cpu_chunk_frames` frames on CPU; the whole batch elsewhere."""
+        step = max(1, self.cpu_chunk_frames // max(frames, 1)) if device.type == "cpu" else batch
+        return [slice(first, first + step) for first in range(0, batch, step)]
 
     def _log_mel_frames(self, waveforms: torch.Tensor) -> torch.Tensor:
         frames = waveforms.unfold(-1, self.frame_length, self.hop_length)  # (batch, frames, 400), a view
@@ -230,9 +250,26 @@ class BatchedFbank(torch.nn.Module):
         kernel = (self.time_downscale, self.frequency_downscale)
         return F.avg_pool2d(features.unsqueeze(1), kernel_size=kernel).squeeze(1)  # (batch, frames', mel')
 
-    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """(batch, samples) at `sampling_rate` -> model inputs (batch, frames, mel_bins), float32."""
-        return self.downscale(self.pad_and_normalize(self.log_mel(waveforms, lengths)))
+    def forward(
+        self,
+        waveforms: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """(batch, samples) at `sampling_rate` -> model inputs (batch, frames, mel_bins), float32, chunk by
+        chunk of rows, each through the whole chain while it is in cache. `augment` (e.g. SpecAugment) takes
+        each chunk's normalised features before pooling."""
+        batch, device = len(waveforms), self.window.device
+        result = None
+        for rows in self._chunks(batch, self.max_length, device):
+            # (rows, max_length, mel): a buffer small enough to stay in cache through the whole chain
+            buffer = torch.empty(len(waveforms[rows]), self.max_length, self.num_mel_bins, dtype=self.dtype, device=device)
+            features = self.normalize_value(self.log_mel(waveforms[rows], None if lengths is None else lengths[rows], out=buffer).float())
+            features = self.downscale(features if augment is None else augment(features))
+            if result is None:
+                result = features.new_empty(batch, *features.shape[1:])
+            result[rows] = features
+        return result
 
 
 # --------------------------------------------------------------------------------------------------
@@ -467,12 +504,15 @@ class FbankCollator:
         padded = torch.nn.utils.rnn.pad_sequence(inputs, batch_first=True)  # (batch, samples) or (batch, frames, mel)
         if augment and self.mixup is not None and labels is not None:
             padded, labels, lengths = self.mixup(padded, labels, lengths)
-        # cached frames are already log-mel, zero-padded like the frames log_mel leaves beyond a clip
-        fbank = self.fbank.log_mel(padded, lengths) if key == "waveform" else padded  # (batch, frames, mel)
-        features = self.fbank.pad_and_normalize(fbank)  # (batch, max_length, mel)
+        spec_augment = None
         if augment and self.spec_augment is not None:
-            features = self.spec_augment(features, fill=self.fbank.padding_value)
-        batch = {"input_values": self.fbank.downscale(features)}
+            spec_augment = functools.partial(self.spec_augment, fill=self.fbank.padding_value)
+        if key == "waveform":
+            input_values = self.fbank(padded, lengths, augment=spec_augment)  # (batch, frames, mel)
+        else:  # cached frames are already log-mel, zero-padded like the frames log_mel leaves beyond a clip
+            features = self.fbank.pad_and_normalize(padded)  # (batch, max_length, mel)
+            input_values = self.fbank.downscale(features if spec_augment is None else spec_augment(features))
+        batch = {"input_values": input_values}
         if labels is not None:
             batch["labels"] = labels
         return batch

@@ -43,6 +43,12 @@ Damaged, changed and partial data:
   extraction folder (`../`, an absolute path, a symlink) makes the whole archive refused.
 - The prepared dataset's cache is keyed on the size and mtime of the zips and of every file in the
   extracted folders in `data_dir` (`FmaConfig.create_config_id`): changing the data prepares it again.
+
+Sharding: each split is a list of shards, one per 3-digit folder of the archive (balanced configs: one shard), so
+`load_dataset(..., num_proc=N)` prepares in N processes, and a stream split across processes
+(`split_dataset_by_node`, accelerate) or DataLoader workers gives each its own shards: each reads only its
+share of the audio. Prepared rows are in track-id order whatever `num_proc`; a stream read by several
+readers warns in each reader about the tracks it left out.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import stat
@@ -80,6 +87,10 @@ from .metadata import (
     split_quotas,
     subset_tracks,
 )
+
+# Named, not __name__: `load_dataset` imports a copy of this script under a datasets_modules name, and the
+# recipes set the level of the "hf_fma" loggers (`--log_level debug` lists every audio file read).
+logger = logging.getLogger("hf_fma.hf_fma")
 
 _CITATION = """\
 @inproceedings{fma_dataset,
@@ -182,6 +193,7 @@ class Fma(datasets.GeneratorBasedBuilder):
         ),
     ]
     DEFAULT_CONFIG_NAME = "small"
+    _left_out_dir: Optional[str] = None  # set while a split is prepared (see `_prepare_split`)
 
     def _info(self):
         return datasets.DatasetInfo(
@@ -220,7 +232,9 @@ class Fma(datasets.GeneratorBasedBuilder):
             datasets.SplitGenerator(
                 name=split,
                 gen_kwargs={
-                    "records": records,
+                    # A list: datasets hands each preparation process (num_proc) and each streaming reader
+                    # (split_dataset_by_node, DataLoader workers) its own shards.
+                    "shards": self._shards(records, quotas),
                     "quotas": quotas,
                     "audio_folder": os.path.join(audio_root, audio_archive.name),
                     "streaming": streaming,
@@ -230,10 +244,11 @@ class Fma(datasets.GeneratorBasedBuilder):
             for split, (records, quotas) in self._select_tracks(tracks, genres).items()
         ]
 
-    def _generate_examples(self, records, quotas, audio_folder, streaming, split):
-        left_out = {}  # track_id -> reason, reported once per split
+    def _generate_examples(self, shards, quotas, audio_folder, streaming, split):
+        left_out = {}  # track_id -> reason, reported once per split (see `_report_left_out`)
         taken = Counter()  # genre label -> tracks yielded, to fill `quotas`
-        for track_id, record in records.items():
+        for record in (record for shard in shards for record in shard):
+            track_id = record["track_id"]
             if quotas is not None and taken[record["genre"]] >= quotas[record["genre"]]:
                 continue
             source, audio, problem = _open_audio(audio_folder, track_id, streaming)
@@ -244,7 +259,8 @@ class Fma(datasets.GeneratorBasedBuilder):
                 continue
             taken[record["genre"]] += 1
             yield track_id, {**record, "audio": audio, "duration": duration}
-        expected = len(records) if quotas is None else min(len(records), sum(quotas.values()))
+        listed = sum(map(len, shards))
+        expected = listed if quotas is None else min(listed, sum(quotas.values()))
         self._report_left_out(split, audio_folder, expected, sum(taken.values()), left_out)
         if quotas is not None:
             names = self.config.genre_names
@@ -252,9 +268,42 @@ class Fma(datasets.GeneratorBasedBuilder):
             if short:
                 warnings.warn(f"FMA {self.config.name}: fewer usable tracks than asked for: {'; '.join(short)}")
 
-    # -- helpers ---------------------------------------------------------------------------------
+    def _prepare_split(self, split_generator, *args, **kwargs):
+        """datasets' preparation of one split, then one report of what it left out (`_check_split`).
+
+        With `num_proc`, the split's shards are generated in several processes, each of which knows only
+        its own shards: each writes its count and left-out tracks to a file in a folder made for this split
+        (`_left_out_dir`, which reaches the processes with the pickled builder), and this process adds them
+        up, so that the report, the empty-split error and the loss warning speak of the whole split."""
+        with tempfile.TemporaryDirectory(prefix="hf-fma-left-out-") as folder:
+            self._left_out_dir = folder
+            try:
+                super()._prepare_split(split_generator, *args, **kwargs)
+            finally:
+                self._left_out_dir = None
+            expected = kept = 0
+            left_out = {}
+            for name in os.listdir(folder):
+                with open(os.path.join(folder, name), encoding="utf-8") as f:
+                    report = json.load(f)
+                expected, kept = expected + report["expected"], kept + report["kept"]
+                left_out.update({int(track_id): reason for track_id, reason in report["left_out"].items()})
+        gen_kwargs = split_generator.gen_kwargs
+        self._check_split(gen_kwargs["split"], gen_kwargs["audio_folder"], expected, kept, left_out)
 
     def _report_left_out(self, split, audio_folder, expected, kept, left_out) -> None:
+        """Preparing, hand a generator's count and left-out tracks to `_prepare_split`, which reports the
+        whole split once; streaming, report now: a reader reports its own shards (the whole split's when it
+        reads all of them)."""
+        if self._left_out_dir is None:
+            self._check_split(split, audio_folder, expected, kept, left_out)
+            return
+        with tempfile.NamedTemporaryFile("w", dir=self._left_out_dir, suffix=".json", delete=False) as f:
+            json.dump({"expected": expected, "kept": kept, "left_out": left_out}, f)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _check_split(self, split, audio_folder, expected, kept, left_out) -> None:
         """One BadAudioWarning listing the left-out tracks; an error when the split keeps none of the
         tracks tracks.csv gives it, a louder warning when it lost more than _LOSS_WARNING_SHARE."""
         if not left_out:
@@ -321,6 +370,19 @@ class Fma(datasets.GeneratorBasedBuilder):
                 "license": _text(row["track", "license"]),
             }
         return {name: (records[official], quotas[official]) for official, name in SPLIT_NAMES.items()}
+
+    @staticmethod
+    def _shards(records: dict[int, dict], quotas) -> list[list[dict]]:
+        """The split's records as shards in track-id order: one per 3-digit folder of the archive (156 in
+        large), so that shards hold similar numbers of tracks and concatenating them in order keeps rows
+        in track-id order whatever the number of processes. A balanced config fills its quotas in ranking
+        order, which only one generator can do: it is one shard."""
+        if quotas is not None:
+            return [list(records.values())]
+        folders = {}
+        for track_id in sorted(records):
+            folders.setdefault(track_id // 1000, []).append(records[track_id])
+        return list(folders.values())
 
     def _probe(self, source) -> tuple[Optional[float], Optional[str]]:
         """(duration in seconds, None) for usable audio, else (None, why it is left out)."""
@@ -503,6 +565,7 @@ def _open_audio(audio_folder: str, track_id: int, streaming: bool):
     """(source to probe, the example's `audio`, None), or (None, None, why the file cannot be read).
     Streaming, the file is a member of the zip, read whole; otherwise a file the example points at."""
     location = os.path.join(audio_folder, audio_path(track_id))
+    logger.debug("reading %s", location)  # which files each process reads (tests/test_sharding.py)
     if not streaming:
         if not os.path.isfile(location):
             return None, None, f"no file {location}"

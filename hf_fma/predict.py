@@ -40,6 +40,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -259,12 +260,11 @@ def _libsndfile_reads(path: Path) -> bool:
 
 
 def _decode_windows(
-    track: _Track, sampling_rate: int, window: int, hop: int, max_windows: int | None
+    result: FilePrediction, sampling_rate: int, window: int, hop: int, max_windows: int | None
 ) -> Iterator[np.ndarray]:
     """The file's windows as mono arrays at `sampling_rate`, decoded one at a time, silent ones left out.
-    Sets the track's duration, its error when nothing can be classified, its warning when windows were
-    left out."""
-    result = track.result
+    Sets the result's duration and window count, its error when nothing can be classified, its warning
+    when windows were left out."""
     path = Path(result.file)
     try:
         if path.stat().st_size == 0:
@@ -311,7 +311,6 @@ def _decode_windows(
                 silent += 1
             else:
                 result.windows += 1
-                track.pending += 1
                 yield audio
         if len(audio) < min(window, total - start) - TRUNCATION_TOLERANCE * sampling_rate:
             break  # the audio ends here, before its header says: later windows would be empty
@@ -335,6 +334,43 @@ def _decode_windows(
         result.warning = "; ".join(notes)
 
 
+class _DecodedFiles(torch.utils.data.IterableDataset):
+    """Files' windows decoded in DataLoader workers: worker k of N takes files k, k + N, ... and yields one
+    item per file, (its FilePrediction, its windows), so the DataLoader's round robin over the workers
+    hands the files over in input order and the batches are those of decoding in one process."""
+
+    def __init__(self, files: list[tuple[Path, str | None]], sampling_rate: int, window: int, hop: int,
+                 max_windows: int | None):
+        self.files, self.decoding = files, (sampling_rate, window, hop, max_windows)
+
+    def __iter__(self) -> Iterator[tuple[FilePrediction, list[np.ndarray]]]:
+        worker = torch.utils.data.get_worker_info()
+        index, count = (worker.id, worker.num_workers) if worker else (0, 1)
+        for path, error in self.files[index::count]:
+            result = FilePrediction(file=str(path), error=error)
+            yield result, [] if error else list(_decode_windows(result, *self.decoding))
+
+
+def _as_given(item):
+    """The DataLoader's collate_fn: items as the workers made them (the default turns arrays into tensors)."""
+    return item
+
+
+def _decoded_files(
+    files: list[tuple[Path, str | None]], sampling_rate: int, window: int, hop: int, max_windows: int | None,
+    num_workers: int,
+) -> Iterator[tuple[FilePrediction, Iterable[np.ndarray]]]:
+    """(result, windows) per file in input order; a result is complete once its windows are consumed.
+    Without workers the windows are decoded as they are consumed, one at a time."""
+    if num_workers == 0:
+        for path, error in files:
+            result = FilePrediction(file=str(path), error=error)
+            yield result, () if error else _decode_windows(result, sampling_rate, window, hop, max_windows)
+        return
+    decoded = _DecodedFiles(files, sampling_rate, window, hop, max_windows)
+    yield from torch.utils.data.DataLoader(decoded, batch_size=None, num_workers=num_workers, collate_fn=_as_given)
+
+
 def _reason(error: Exception) -> str:
     """What went wrong on one line (decoders' messages span several), without repeating the path in
     front: the file is named in its own column."""
@@ -344,6 +380,9 @@ def _reason(error: Exception) -> str:
         reason = error.strerror
     else:
         reason = str(error) or type(error).__name__
+    # ffmpeg tags its messages with a decoder's memory address ("[mp3 @ 0x5569da49d740]"), which differs
+    # from run to run and process to process and tells a user nothing.
+    reason = re.sub(r" @ 0x[0-9a-f]+\]", "]", reason)
     return " ".join(reason.split())
 
 
@@ -364,11 +403,14 @@ def iter_predictions(
     hop: float | None = None,
     max_windows: int | None = None,
     batch_size: int = 8,
+    num_workers: int = 0,
     progress: bool = False,
 ) -> Iterator[FilePrediction]:
     """`predict_files` one result at a time, in input order, each as soon as its last window is scored."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be 0 (decode in this process) or more, got {num_workers}")
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     if max_windows is not None and max_windows < 1:
@@ -420,14 +462,14 @@ def iter_predictions(
     show_bar = progress and len(files) > 1
     bar = tqdm(total=len(files), unit="file", desc="predict", disable=None if show_bar else True, file=sys.stderr)
     try:
-        for path, error in files:
-            track = _Track(FilePrediction(file=str(path), error=error))
+        for result, windows in _decoded_files(files, sampling_rate, window, hop_samples, max_windows, num_workers):
+            track = _Track(result)
             queue.append(track)
-            if error is None:
-                for audio in _decode_windows(track, sampling_rate, window, hop_samples, max_windows):
-                    batch.append((track, audio))
-                    if len(batch) == batch_size:
-                        score()
+            for audio in windows:
+                track.pending += 1
+                batch.append((track, audio))
+                if len(batch) == batch_size:
+                    score()
             track.decoded = True
             yield from finished()
         if batch:
@@ -446,6 +488,7 @@ def predict_files(
     hop: float | None = None,
     max_windows: int | None = None,
     batch_size: int = 8,
+    num_workers: int = 0,
     device: str | torch.device | None = "auto",
     progress: bool = False,
 ) -> list[FilePrediction]:
@@ -457,6 +500,7 @@ def predict_files(
     hop: seconds between window starts (default: the window length, i.e. adjacent windows).
     max_windows: at most this many evenly spaced windows per file (faster on long tracks; default: all).
     batch_size: windows per forward pass, drawn from consecutive files.
+    num_workers: processes decoding and resampling files while the model scores (0: this process).
     device: "auto" (GPU when present), "cpu", "cuda", "cuda:1", "mps".
     progress: a tqdm bar of files on stderr (when it is a terminal and there are several files).
     """
@@ -466,7 +510,7 @@ def predict_files(
     return list(
         iter_predictions(
             model, feature_extractor, paths, top_k=top_k, hop=hop, max_windows=max_windows,
-            batch_size=batch_size, progress=progress,
+            batch_size=batch_size, num_workers=num_workers, progress=progress,
         )
     )
 
@@ -582,6 +626,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="at most N evenly spaced windows per file (faster on long tracks)")
     parser.add_argument("--batch_size", "--batch-size", type=_positive(int), default=8, metavar="B",
                         help="windows per forward pass, across files (default: 8)")
+    parser.add_argument("--num_workers", "--num-workers", type=int, default=0, metavar="N",
+                        help="processes decoding and resampling audio while the model scores (default: 0, "
+                        "decode in this process)")
     parser.add_argument("--device", default="auto", metavar="DEVICE",
                         help="auto (default: GPU when present), cpu, cuda, cuda:N or mps")
     parser.add_argument("--threads", type=_positive(int), metavar="N",
@@ -609,9 +656,11 @@ def _open_output(path: Path, output_format: str) -> TextIO:
 
 def main(argv: list[str] | None = None) -> int:
     """`hf-fma predict MODEL PATH... [--format table|jsonl|csv] [--output FILE] [--top-k K] [--hop SECONDS]
-    [--max-windows N] [--batch-size B] [--device DEVICE] [--threads N] [--no-progress]`."""
+    [--max-windows N] [--batch-size B] [--num-workers N] [--device DEVICE] [--threads N] [--no-progress]`."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.num_workers < 0:
+        parser.error(f"--num_workers must be 0 (decode in this process) or more, got {args.num_workers}")
     # Keep stderr for this command's own messages: transformers' weight-loading bar, and the warning every
     # ASTFeatureExtractor with 128 mel bins raises about an empty low mel filter (its standard set-up,
     # identical to what the model was trained on), say nothing a user can act on.
@@ -629,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = iter_predictions(
         model, feature_extractor, args.paths, top_k=args.top_k, hop=args.hop, max_windows=args.max_windows,
-        batch_size=args.batch_size, progress=not args.no_progress,
+        batch_size=args.batch_size, num_workers=args.num_workers, progress=not args.no_progress,
     )
     try:
         written = write_predictions(results, stream, args.output_format, min(args.top_k, model.config.num_labels))

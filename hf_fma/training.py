@@ -153,6 +153,10 @@ class DataArguments:
         default=False,
         metadata={"help": "Read the archives as streams instead of extracting them (large, full); needs max_steps."},
     )
+    preprocessing_num_workers: int | None = field(
+        default=None,
+        metadata={"help": "Processes preparing the dataset cache (load_dataset's num_proc); not with streaming."},
+    )
     shuffle_buffer_size: int = field(
         default=1000,
         metadata={"help": "Streaming: training examples held to shuffle from (each with its MP3 bytes, ~1 MB)."},
@@ -318,6 +322,10 @@ def write_run_config(
     )
 
 
+# TrainingArguments' schedules, each of which can be "epoch".
+STRATEGIES = ("eval_strategy", "save_strategy", "logging_strategy")
+
+
 def check_arguments(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> None:
     """Fail at start, before any data is read, on a wrong name or a missing folder."""
     if data_args.dataset_config_name not in DATASET_CONFIGS:
@@ -364,6 +372,12 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
             raise ValueError("a streamed dataset has no length: set max_steps (e.g. epochs x tracks / global batch)")
         if data_args.max_train_samples is not None:
             raise ValueError("max_train_samples balances genres over the whole split: it needs streaming=False")
+        epochal = [name for name in STRATEGIES if getattr(training_args, name) == "epoch"]
+        if training_args.world_size > 1 and epochal:
+            raise ValueError(
+                "processes streaming their own shards reach the ends of their shares at different steps, so a "
+                f"stream has no common epoch: set {' and '.join(f'--{name} steps' for name in epochal)}"
+            )
     if training_args.early_stopping_patience is not None and not training_args.load_best_model_at_end:
         raise ValueError("early_stopping_patience needs load_best_model_at_end=True (and a metric_for_best_model)")
 
@@ -378,7 +392,7 @@ def setup_logging(training_args: TrainingArguments) -> None:
     if training_args.should_log:
         transformers.utils.logging.set_verbosity_info()
     log_level = training_args.get_process_log_level()
-    logging.getLogger("hf_fma").setLevel(log_level)
+    logging.getLogger("hf_fma").setLevel(log_level)  # this module's logger and the dataset builder's
     datasets.utils.logging.set_verbosity(log_level)
     # datasets' loggers print through their own handler and, propagating, through the root one above too:
     # every line twice. Its own handler alone prints each once.
@@ -406,6 +420,22 @@ def describe_process(training_args: TrainingArguments) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
+class WholeStream(torch.utils.data.IterableDataset):
+    """A stream that accelerate does not split by shard: Trainer's evaluation gathers equal batches from every
+    process, which unequal shards cannot give, so each process reads the whole (validation) stream and
+    accelerate's IterableDatasetShard hands it its slice of each batch. DataLoader workers still share the
+    stream's shards (datasets splits them per worker inside `iter`)."""
+
+    def __init__(self, dataset: datasets.IterableDataset):
+        self.dataset = dataset
+
+    def __iter__(self):
+        return iter(self.dataset)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.set_epoch(epoch)
+
+
 def load_splits(data_args: DataArguments) -> dict[str, datasets.Dataset | datasets.IterableDataset]:
     """train/validation/test through `load_fma` (any datasets version), or of an export with `dataset_name`,
     audio left undecoded ({"path", "bytes"}: the transforms decode only their crops)."""
@@ -413,7 +443,12 @@ def load_splits(data_args: DataArguments) -> dict[str, datasets.Dataset | datase
         # An `hf-fma export` (folder or Hub repository): Parquet with the builder's columns and MP3 bytes.
         splits = load_dataset(data_args.dataset_name, data_args.dataset_config_name, streaming=data_args.streaming)
     else:
-        splits = load_fma(data_args.dataset_config_name, data_dir=data_args.data_dir, streaming=data_args.streaming)
+        splits = load_fma(
+            data_args.dataset_config_name,
+            data_dir=data_args.data_dir,
+            streaming=data_args.streaming,
+            num_proc=data_args.preprocessing_num_workers,
+        )
     return {name: splits[name].cast_column("audio", Audio(decode=False)) for name in ("train", "validation", "test")}
 
 
@@ -641,6 +676,8 @@ def run_training(
     center_crop = AudioCropTransform(crop_seconds, "center", sampling_rate=feature_extractor.sampling_rate)
     train = with_crop_transform(labelled["train"], random_crop)
     validation = with_crop_transform(labelled["validation"], center_crop)
+    if data_args.streaming and training_args.world_size > 1:
+        validation = WholeStream(validation)
     collator = build_collator(data_args, feature_extractor, len(label_names))
     if data_args.streaming:
         # accelerate shards a stream across processes itself (IterableDataset.shard or IterableDatasetShard,

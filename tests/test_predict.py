@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -333,6 +334,25 @@ def test_batching_across_files_changes_no_file_s_scores(library, classifier):
     assert max(abs(first[name] - second[name]) for name in SMALL_GENRES) > 1e-4
 
 
+def test_decoding_workers_give_the_records_of_one_process_in_input_order(library, classifier, tmp_path):
+    model, feature_extractor = classifier
+    kinds = ("text", "mp3", "silent", "wav", "empty", "truncated", "short", "flac", "8k_mono", "ogg", "48k_6ch")
+    # A 40 s track among short clips: its 8 windows outlast its neighbours' decoding in the other worker.
+    long_track = tmp_path / "long.flac"
+    sf.write(long_track, music(40.0, 22050, seed=11), 22050)
+    inputs = [library[kind] for kind in kinds[:5]] + [long_track, tmp_path / "gone.wav"] + [library[kind] for kind in kinds[5:]]
+    records = {
+        workers: [asdict(result) for result in predict_files(
+            model, inputs, feature_extractor=feature_extractor, top_k=8, batch_size=3, num_workers=workers
+        )]
+        for workers in (0, 2)
+    }  # fmt: skip
+    assert records[2] == records[0]  # scores, durations, windows, errors and warnings, file by file
+    assert [record["file"] for record in records[2]] == [str(path) for path in inputs]
+    assert sum(record["error"] is not None for record in records[2]) == 5  # text, silent, empty, gone, short
+    assert sum(record["warning"] is not None for record in records[2]) == 1  # the truncated MP3
+
+
 def test_progress_bar_counts_files_on_a_terminal(library, classifier, monkeypatch):
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -460,6 +480,7 @@ def test_csv_output_to_a_file(ast_dir, library, tmp_path):
     [
         (["--top-k", "0"], "invalid positive int value"),
         (["--format", "xml"], "invalid choice"),
+        (["--num_workers", "-1"], "--num_workers must be 0"),
         (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--device", "tpu"], "device"),
     ],
 )
