@@ -344,7 +344,7 @@ def builder(config, data_dir, cache_dir, **options):
     return Fma(config_name=config, data_dir=str(data_dir), cache_dir=str(cache_dir), **options)
 
 
-ef test_changed_extracted_folder_is_prepared_again(demo_dir, demo_tracks, tmp_path):
+def test_changed_extracted_folder_is_prepared_again(demo_dir, demo_tracks, tmp_path):
     data_dir = extract_archives(demo_dir, tmp_path)
     first = load("small", data_dir, split="test")
     assert sorted(first["track_id"]) == small_ids(demo_tracks, "test")
