@@ -296,16 +296,18 @@ class Fma(datasets.GeneratorBasedBuilder):
         whole split once; streaming, report now: a reader reports its own shards (the whole split's when it
         reads all of them)."""
         if self._left_out_dir is None:
-            self._check_split(split, audio_folder, expected, kept, left_out)
+            # A reader sees some shards of the split (datasets may start one generator per shard): an empty
+            # shard says nothing about the split, so only the whole-split check of `_prepare_split` raises.
+            self._check_split(split, audio_folder, expected, kept, left_out, whole_split=False)
             return
         with tempfile.NamedTemporaryFile("w", dir=self._left_out_dir, suffix=".json", delete=False) as f:
             json.dump({"expected": expected, "kept": kept, "left_out": left_out}, f)
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _check_split(self, split, audio_folder, expected, kept, left_out) -> None:
-        """One BadAudioWarning listing the left-out tracks; an error when the split keeps none of the
-        tracks tracks.csv gives it, a louder warning when it lost more than _LOSS_WARNING_SHARE."""
+    def _check_split(self, split, audio_folder, expected, kept, left_out, whole_split=True) -> None:
+        """One BadAudioWarning listing the left-out tracks; an error when the (`whole_split`) split keeps
+        none of the tracks tracks.csv gives it, a louder warning when it lost more than _LOSS_WARNING_SHARE."""
         if not left_out:
             return
         listing = "; ".join(f"{t:06d}: {reason}" for t, reason in sorted(left_out.items())[:_LISTED_TRACKS])
@@ -314,7 +316,7 @@ class Fma(datasets.GeneratorBasedBuilder):
         missing = sum(reason.startswith("no file") for reason in left_out.values())
         causes = f"{missing} file(s) missing, {len(left_out) - missing} unusable"
         archive = ARCHIVES[self.config.subset].filename
-        if kept == 0 and expected:
+        if whole_split and kept == 0 and expected:
             raise ValueError(
                 f"FMA {self.config.name}: split {split!r} has no usable audio: tracks.csv lists {expected} "
                 f"track(s) for it and none could be read from {audio_folder} ({causes}: {listing}). Extract "
