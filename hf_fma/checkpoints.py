@@ -8,7 +8,9 @@ the module tree has (AST: the Hub's `encoder.layer.N.attention.attention.key` fo
 encoder weight was skipped, with a warning, when the best model was reloaded or a run resumed
 (transformers issues #43701 and #48805). `FmaTrainer` reloads checkpoints through `from_pretrained`, the
 path that reads what `save_pretrained` wrote on every transformers version (and still will once Trainer
-itself is fixed), and turns any missing, unexpected or mismatched key into an error.
+itself is fixed), and turns any missing, unexpected or mismatched key into an error. It also keeps one
+persistent-worker evaluation DataLoader per dataset, so that evaluating the training split during a run
+reads the training split (see `FmaTrainer.get_eval_dataloader`).
 
     >>> trainer = FmaTrainer(model=model, args=training_args, ...)   # a drop-in for Trainer
     >>> check_checkpoint_matches("runs/ast-demo/checkpoint-42", model)   # before resuming: family and genres
@@ -21,6 +23,7 @@ import logging
 import os
 from pathlib import Path
 
+from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, Trainer
 
 logger = logging.getLogger(__name__)
@@ -95,11 +98,38 @@ def check_checkpoint_matches(checkpoint: str | os.PathLike, model: PreTrainedMod
 
 
 class FmaTrainer(Trainer):
-    """`Trainer` whose best model at the end and resumed model hold exactly their checkpoint's weights.
+    """`Trainer` whose best model at the end and resumed model hold exactly their checkpoint's weights, and
+    whose evaluations with persistent DataLoader workers each read their own dataset.
 
     Only the loading of model weights on a single device or DDP changes (the cases this package runs);
     DeepSpeed and FSDP keep Trainer's own loaders, whose key mismatches are errors too.
     """
+
+    def __init__(self, *args, **kwargs):
+        # id(dataset) -> (dataset, its evaluation DataLoader); the dataset is kept so that its id stays its own.
+        self._persistent_eval_dataloaders: dict[int, tuple[object, DataLoader]] = {}
+        super().__init__(*args, **kwargs)
+
+    def get_eval_dataloader(self, eval_dataset=None) -> DataLoader:
+        # With dataloader_persistent_workers, Trainer keeps each evaluation DataLoader (and its workers) for
+        # the next evaluation, but transformers 5.x files it under the dataset's name only when eval_dataset is
+        # a name, and under one key "eval" for every Dataset object: evaluate(other_dataset) then reads the
+        # validation split again. That made the training-split curves (TrainSplitEvaluation's
+        # `evaluate(train_sample, metric_key_prefix="train")`) the validation numbers. Each dataset object
+        # gets its own persistent loader here, built by Trainer (column removal, sampler, accelerate) but
+        # kept out of Trainer's cache, so it stays right whatever that cache does in later versions.
+        dataset = self.eval_dataset if eval_dataset is None else eval_dataset
+        if isinstance(eval_dataset, str) or dataset is None or not self.args.dataloader_persistent_workers:
+            return super().get_eval_dataloader(eval_dataset)
+        if id(dataset) not in self._persistent_eval_dataloaders:
+            dataloader = self._get_dataloader(
+                dataset=dataset,
+                description="Evaluation",
+                batch_size=self.args.eval_batch_size,
+                sampler_fn=self._get_eval_sampler,
+            )
+            self._persistent_eval_dataloaders[id(dataset)] = (dataset, dataloader)
+        return self._persistent_eval_dataloaders[id(dataset)][1]
 
     def _loads_with_from_pretrained(self, model) -> bool:
         return (

@@ -18,7 +18,7 @@ import yaml
 from datasets import Audio, ClassLabel, Dataset
 from transformers import TrainerCallback, pipeline
 
-from hf_fma import cli
+from hf_fma import cli, plots
 from hf_fma.data import load_fma
 from hf_fma.training import (
     RUN_CONFIG_NAME,
@@ -275,6 +275,40 @@ def test_tiny_cnn_learns_the_demo_genres_under_accelerate(demo_dir, tmp_path):
     assert metrics["eval_accuracy"] >= 0.8 and metrics["validation_track_accuracy"] >= 0.8
     assert json.loads((output_dir / "config.json").read_text())["model_type"] == "fma_cnn"
     assert_saved_model_is_the_best_checkpoint(output_dir)
+
+
+class _BatchesPerEvaluation(TrainerCallback):
+    """How many batches each evaluation ran over, by the metric prefix it logged (eval, train)."""
+
+    def __init__(self):
+        self.batches, self.counted = [], 0
+
+    def on_prediction_step(self, args, state, control, **kwargs):
+        self.counted += 1
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        prefix = "train" if "train_loss" in metrics else "eval"
+        self.batches.append((prefix, self.counted))
+        self.counted = 0
+
+
+def test_the_training_curves_evaluate_the_training_sample_with_persistent_workers(demo_dir, tmp_path):
+    # The demo config's persistent DataLoader workers: Trainer keeps one eval loader per dataset, and the
+    # training sample must not get validation's loader back (train_* were once the eval_* numbers).
+    argv = [
+        "--config", str(CNN_DEMO), "--data_dir", str(demo_dir), "--output_dir", str(tmp_path),
+        "--num_train_epochs", "2", "--crop_seconds", "1", "--eval_crops", "1", "--train_eval_samples", "24",
+        "--per_device_eval_batch_size", "4", "--dataloader_num_workers", "1", "--dataloader_persistent_workers", "true",
+    ]  # fmt: skip
+    batches = _BatchesPerEvaluation()
+    run_training(*parse_arguments(argv), callbacks=[batches])
+    # Each validation runs over its 16 tracks in batches of 4, each training-split one over the 24 sampled.
+    assert batches.batches[:4] == [("eval", 4), ("train", 6), ("eval", 4), ("train", 6)]
+    assert {count for prefix, count in batches.batches if prefix == "train"} == {6}
+    state = plots.load_trainer_state(tmp_path)
+    curves = plots.learning_curves(state.log_history)  # what `hf-fma plot curves` draws
+    assert [epoch for epoch, _ in curves.train_loss] == [epoch for epoch, _ in curves.eval_loss] == [1, 2]
+    assert all(train != validation for (_, train), (_, validation) in zip(curves.train_loss, curves.eval_loss))
 
 
 def _free_port() -> int:
