@@ -13,6 +13,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import huggingface_hub
 import pytest
 from huggingface_hub import ModelCard
 from transformers import TrainerCallback
@@ -103,6 +104,8 @@ def test_push_to_hub_still_gets_the_token_and_a_token_free_checkpoint_still_resu
         pushed.append((repo_id, token, files_holding(run_dir, FAKE_TOKEN)))
 
     monkeypatch.setattr(recipe, "push_run", push_run)
+    # Out of conftest's offline mode, which the recipe's checks before training refuse: nothing is sent.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     argv = cnn_argv(demo_dir, run_dir, "--resume_from_checkpoint", "last", "--push_to_hub", "--hub_token", FAKE_TOKEN,
                     "--hub_model_id", "me/cnn-demo")  # fmt: skip
     assert recipe.train_main(argv, "cnn") == 0
