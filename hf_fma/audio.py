@@ -218,13 +218,20 @@ class _AudioReader:
             return np.zeros((0, 1), dtype=np.float32)
         if self._array is not None:
             return self._array[start:stop]
+        first = max(0, start - self._seek_preroll)
         try:
-            first = max(0, start - self._seek_preroll)
             with _seek_stderr_filtered():
                 self._sound_file.seek(first)
-                return self._sound_file.read(stop - first, dtype="float32", always_2d=True)[start - first :]
+                frames = self._sound_file.read(stop - first, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as error:
             raise AudioDecodeError(self.name, f"decoding failed at sample {start}: {error}") from error
+        if len(frames) <= start - first:
+            # A corrupt or cut file whose decodable audio ends before `start`: the error a seek to `start` gives.
+            raise AudioDecodeError(
+                self.name, f"decoding failed at sample {start}: the audio ends at sample {first + len(frames)} "
+                f"(the header declares {self.num_frames})"
+            )
+        return frames[start - first :]
 
     def close(self) -> None:
         if self._sound_file is not None:
