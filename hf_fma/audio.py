@@ -2,8 +2,9 @@
 
 Training reads each 30 s FMA clip many times but looks at 5 s of it: decoding the whole MP3 and
 resampling all of it (what `datasets.Audio` does) costs about six times the work that is kept. Here a
-crop is read by seeking in the file (libsndfile seeks MP3 sample-exactly), with a small aligned margin
-on each side so that the soxr-resampled window equals the same samples of the whole resampled track.
+crop is read by seeking in the file (libsndfile seeks MP3 sample-exactly; an MP3 is decoded from a little
+before the crop, see `_mp3_preroll`), with a small aligned margin on each side so that the soxr-resampled
+window equals the same samples of the whole resampled track.
 
 Every function takes an audio *source*: a path, raw bytes, or a `datasets` audio value - either
 `{"path": ..., "bytes": ...}` (the column cast with `Audio(decode=False)`, which is what hf_fma's
@@ -75,11 +76,12 @@ def source_name(source: AudioSource) -> str:
     return os.fspath(source)
 
 
-# What libmpg123 prints on stderr for the frames it decodes, and throws away, before a seek target: a Layer
-# III frame borrows bits from the frames before it (the bit reservoir), which a seek did not read. The
-# samples returned are right (tests/test_audio.py: crops equal the same samples of the whole decoded
-# track); the lines only swamp the terminal (~1,400 per demo run). libsndfile gives no way to pass
-# libmpg123 its MPG123_QUIET flag, so they are dropped where they are produced, in `_seek_stderr_filtered`.
+# What libmpg123 prints on stderr for the first frames it decodes after a seek: a Layer III frame borrows
+# bits from the frames before it (the bit reservoir), which a seek did not read. Those frames lie in the
+# pre-roll that `_AudioReader.frames` decodes and throws away (`_mp3_preroll`; tests/test_audio.py: crops
+# equal the same samples of the whole decoded track); the lines only swamp the terminal (~1,400 per demo
+# run). libsndfile gives no way to pass libmpg123 its MPG123_QUIET flag, so they are dropped where they are
+# produced, in `_seek_stderr_filtered`.
 _SEEK_NOISE = re.compile(
     rb"\[src/libmpg123/layer3\.c:[^\]]*\] error: "
     rb"(part2_3_length \(\d+\) too large for available bit count \(\d+\)|dequantization failed!)"
@@ -137,6 +139,29 @@ def _seek_stderr_filtered() -> Iterator[None]:
                     os.write(2, kept)
 
 
+def _mp3_preroll(sampling_rate: int, channels: int) -> int:
+    """Samples to decode, and throw away, before a seek target in a Layer III MP3, so that the samples from
+    the target on equal those of a decode from the start of the file.
+
+    A Layer III frame's data may begin up to 511 bytes (MPEG-1; 255 in MPEG-2 and 2.5) back in the data of
+    the frames before it: the bit reservoir. After a seek, libmpg123 decodes only a few frames before the
+    target, too few at low bitrates: a frame whose reservoir starts before them decodes wrong ("part2_3_length
+    too large"), off by up to 0.9 on the demo's 22.05 kHz clips. The reservoir spans the most frames when each
+    is the smallest the format allows (its lowest bitrate, with a CRC): that many frames, plus two for the
+    decoder's memory of the frame before (the IMDCT overlap, then the synthesis filter bank), are enough.
+    The lowest rates of the header tables are used, not the file's own: in a VBR file any frame may be small.
+    That is 0.68 s at 22.05 kHz mono (the demo's clips needed up to 0.47 s) and 0.26 s at 44.1 kHz stereo.
+    """
+    mpeg1 = sampling_rate >= 32000  # MPEG-1 has 32, 44.1 and 48 kHz; MPEG-2 and 2.5 the lower rates
+    samples_per_frame = 1152 if mpeg1 else 576
+    reservoir_bytes = 511 if mpeg1 else 255
+    lowest_bitrate = 32000 if mpeg1 else 8000
+    side_info_bytes = (17 if channels == 1 else 32) if mpeg1 else (9 if channels == 1 else 17)
+    smallest_frame_bytes = samples_per_frame // 8 * lowest_bitrate // sampling_rate
+    main_data_bytes = max(1, smallest_frame_bytes - 4 - 2 - side_info_bytes)  # 4-byte header, 2-byte CRC
+    return (-(-reservoir_bytes // main_data_bytes) + 2) * samples_per_frame
+
+
 def resampled_length(num_frames: int, source_rate: int, target_rate: int) -> int:
     """Samples soxr returns for `num_frames` samples resampled from `source_rate` to `target_rate`."""
     return (num_frames * target_rate + source_rate // 2) // source_rate
@@ -179,6 +204,10 @@ class _AudioReader:
             return
         self.sampling_rate = self._sound_file.samplerate
         self.num_frames = self._sound_file.frames
+        self._seek_preroll = (
+            _mp3_preroll(self.sampling_rate, self._sound_file.channels)
+            if self._sound_file.subtype == "MPEG_LAYER_III" else 0
+        )
         if self.num_frames <= 0:
             self.close()
             raise AudioDecodeError(self.name, "the file holds no audio samples")
@@ -189,12 +218,20 @@ class _AudioReader:
             return np.zeros((0, 1), dtype=np.float32)
         if self._array is not None:
             return self._array[start:stop]
+        first = max(0, start - self._seek_preroll)
         try:
             with _seek_stderr_filtered():
-                self._sound_file.seek(start)
-                return self._sound_file.read(stop - start, dtype="float32", always_2d=True)
+                self._sound_file.seek(first)
+                frames = self._sound_file.read(stop - first, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as error:
             raise AudioDecodeError(self.name, f"decoding failed at sample {start}: {error}") from error
+        if len(frames) <= start - first:
+            # A corrupt or cut file whose decodable audio ends before `start`: the error a seek to `start` gives.
+            raise AudioDecodeError(
+                self.name, f"decoding failed at sample {start}: the audio ends at sample {first + len(frames)} "
+                f"(the header declares {self.num_frames})"
+            )
+        return frames[start - first :]
 
     def close(self) -> None:
         if self._sound_file is not None:
