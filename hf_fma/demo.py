@@ -1079,7 +1079,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("out_dir", type=Path, help="folder for fma_metadata.zip and fma_{small,medium,large,full}.zip")
     parser.add_argument("--seed", type=int, default=0, help="changes ids, names and audio, not the counts")
-    parser.add_argument("--clip_seconds", "--clip-seconds", type=float, default=DEMO_CLIP_SECONDS, help="length of each clip")
+    parser.add_argument("--clip_seconds", type=float, default=DEMO_CLIP_SECONDS, help="length of each clip")
     parser.add_argument("--workers", type=int, default=2, help="threads for synthesis, encoding and compression")
     args = parser.parse_args(argv)
     start = time.perf_counter()

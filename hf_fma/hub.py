@@ -409,26 +409,26 @@ def main(argv: list[str] | None = None) -> int:
 def _build_export_parser() -> argparse.ArgumentParser:
     from hf_fma.export import CONFIG_NAMES, DEFAULT_MAX_SHARD_SIZE
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="hf-fma export",
         description="Write FMA configs as a Hub-ready Parquet dataset (shards per split, MP3 bytes as they are, "
         "every track's licence) with its dataset card; `hf-fma push --dataset OUT REPO_ID` publishes it.",
     )
     parser.add_argument("output_dir", help="folder to write (one sub-folder per config, and README.md)")
     parser.add_argument(
-        "--data_dir", "--data-dir",
+        "--data_dir",
         help="folder with the FMA archives or their extracted folders (default: download the official archives)",
     )
     parser.add_argument(
-        "--dataset_config_name", "--dataset-config-name", nargs="+", default=["small"], choices=CONFIG_NAMES,
+        "--dataset_config_name", nargs="+", default=["small"], choices=CONFIG_NAMES,
         metavar="CONFIG", help=f"configs to export, any of {', '.join(CONFIG_NAMES)} (default: small)",
     )
     parser.add_argument(
-        "--max_shard_size", "--max-shard-size", default=DEFAULT_MAX_SHARD_SIZE,
+        "--max_shard_size", default=DEFAULT_MAX_SHARD_SIZE,
         help=f"size of a Parquet shard, e.g. 500MB or 1GB (default: {DEFAULT_MAX_SHARD_SIZE})",
     )
-    parser.add_argument("--repo_id", "--repo-id", help="dataset repository the card's usage snippet names (default: the folder)")
-    parser.add_argument("--cache_dir", "--cache-dir", help="datasets cache for the prepared configs (default: HF_DATASETS_CACHE)")
+    parser.add_argument("--repo_id", help="dataset repository the card's usage snippet names (default: the folder)")
+    parser.add_argument("--cache_dir", help="datasets cache for the prepared configs (default: HF_DATASETS_CACHE)")
     return parser
 
 

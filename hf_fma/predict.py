@@ -64,7 +64,7 @@ from transformers.utils import logging as transformers_logging
 
 from hf_fma.argparsing import ArgumentParser
 from hf_fma.audio import AudioDecodeError, audio_duration, load_audio
-from hf_fma.features import BatchedFbank, FbankCollator
+from hf_fma.features import EMPTY_MEL_FILTER_WARNING, BatchedFbank, FbankCollator
 from hf_fma.geometry import crop_samples, seconds_to_samples
 import hf_fma.models  # noqa: F401  registers the CNN and FmaASTFeatureExtractor with the Auto classes
 
@@ -616,17 +616,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", metavar="MODEL", help="saved model folder (or Hub name) with its feature extractor")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
-    parser.add_argument("--top_k", "--top-k", type=_positive(int), default=3, metavar="K", help="genres per file (default: 3)")
+    parser.add_argument("--top_k", type=_positive(int), default=3, metavar="K", help="genres per file (default: 3)")
     parser.add_argument("--format", choices=OUTPUT_FORMATS, default="table", dest="output_format",
                         help="output format (default: table)")
     parser.add_argument("--output", "-o", type=Path, metavar="FILE", help="write to this file instead of stdout")
     parser.add_argument("--hop", type=_positive(float), metavar="SECONDS",
                         help="seconds between window starts (default: the window length, adjacent windows)")
-    parser.add_argument("--max_windows", "--max-windows", type=_positive(int), metavar="N",
+    parser.add_argument("--max_windows", type=_positive(int), metavar="N",
                         help="at most N evenly spaced windows per file (faster on long tracks)")
-    parser.add_argument("--batch_size", "--batch-size", type=_positive(int), default=8, metavar="B",
+    parser.add_argument("--batch_size", type=_positive(int), default=8, metavar="B",
                         help="windows per forward pass, across files (default: 8)")
-    parser.add_argument("--num_workers", "--num-workers", type=int, default=0, metavar="N",
+    parser.add_argument("--num_workers", type=int, default=0, metavar="N",
                         help="processes decoding and resampling audio while the model scores (default: 0, "
                         "decode in this process)")
     parser.add_argument("--device", default="auto", metavar="DEVICE",
@@ -634,8 +634,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=_positive(int), metavar="N",
                         help="CPU threads for torch (default: one per core); 1 is several times faster when "
                         "other programs keep the cores busy")
-    parser.add_argument("--no_progress", "--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.add_argument("--trust_remote_code", "--trust-remote-code", action="store_true",
+    parser.add_argument("--no_progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--trust_remote_code", action="store_true",
                         help="run the Python code a Hub repository or folder names in its auto_map (off: such a "
                         "model is refused; hf-fma's own CNN and feature extractor need no code from the folder)")
     return parser
@@ -661,11 +661,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.num_workers < 0:
         parser.error(f"--num_workers must be 0 (decode in this process) or more, got {args.num_workers}")
-    # Keep stderr for this command's own messages: transformers' weight-loading bar, and the warning every
-    # ASTFeatureExtractor with 128 mel bins raises about an empty low mel filter (its standard set-up,
-    # identical to what the model was trained on), say nothing a user can act on.
+    # Keep stderr for this command's own messages: transformers' weight-loading bar and the feature extractor's
+    # empty-mel-filter warning (see EMPTY_MEL_FILTER_WARNING) say nothing a user can act on.
     transformers_logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", message="At least one mel filter has all zero values")
+    warnings.filterwarnings("ignore", message=EMPTY_MEL_FILTER_WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

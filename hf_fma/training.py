@@ -69,6 +69,7 @@ from hf_fma.evaluation import (
 from hf_fma.features import (
     AUDIOSET_MEAN,
     AUDIOSET_STD,
+    EMPTY_MEL_FILTER_WARNING,
     AudioCropTransform,
     FbankCollator,
     Mixup,
@@ -662,9 +663,7 @@ def run_training(
     # Features: a crop_seconds feature extractor normalised with the training split's statistics.
     workers = training_args.dataloader_num_workers
     with warnings.catch_warnings():
-        # ASTFeatureExtractor warns that 128 Kaldi mel bins leave its lowest filter empty at 16 kHz and 512
-        # FFT points: AST's standard set-up (as predict says), nothing a run can or should change.
-        warnings.filterwarnings("ignore", message="At least one mel filter has all zero values")
+        warnings.filterwarnings("ignore", message=EMPTY_MEL_FILTER_WARNING)  # AST's standard set-up
         feature_extractor = build_feature_extractor(
             model_args, data_args, labelled["train"], seed=training_args.seed, num_workers=workers
         )
