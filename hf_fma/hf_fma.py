@@ -81,7 +81,7 @@ from .metadata import (
     TOP_GENRES,
     audio_path,
     balanced_order,
-    genre_titles,
+    example_records,
     load_genres,
     load_tracks,
     split_quotas,
@@ -347,30 +347,12 @@ class Fma(datasets.GeneratorBasedBuilder):
                 BadAudioWarning,
             )
             tracks = tracks.drop(index=known_bad)
-        label_of = {name: index for index, name in enumerate(config.genre_names)}
         quotas = {split: None for split in SPLIT_NAMES}
         if config.tracks_per_genre:
             tracks = balanced_order(tracks[tracks["track", "genre_top"].isin(config.genre_names)])
             for split in SPLIT_NAMES:
-                quotas[split] = {label_of[genre]: split_quotas(config.tracks_per_genre, label_of[genre])[split] for genre in config.genre_names}
-        records = {split: {} for split in SPLIT_NAMES}
-        for track_id, row in tracks.iterrows():
-            genre_top = row["track", "genre_top"]
-            if isinstance(genre_top, str) and genre_top not in label_of:
-                raise ValueError(
-                    f"tracks.csv: track {track_id}, column track.genre_top: {genre_top!r} is not a genre of FMA "
-                    f"{config.subset} ({', '.join(config.genre_names)}), yet its set.subset says {config.subset}"
-                )
-            records[row["set", "split"]][int(track_id)] = {
-                "track_id": int(track_id),
-                # -1 is ClassLabel's "no label": large/full tracks with several or no root genres.
-                "genre": label_of[genre_top] if isinstance(genre_top, str) else -1,
-                "genres": genre_titles(row["track", "genres_all"], genres),
-                "title": _text(row["track", "title"]),
-                "artist": _text(row["artist", "name"]),
-                "album": _text(row["album", "title"]),
-                "license": _text(row["track", "license"]),
-            }
+                quotas[split] = {label: split_quotas(config.tracks_per_genre, label)[split] for label in range(len(config.genre_names))}
+        records = example_records(tracks, genres, config.subset, config.genre_names)
         return {name: (records[official], quotas[official]) for official, name in SPLIT_NAMES.items()}
 
     @staticmethod
@@ -440,10 +422,6 @@ class Fma(datasets.GeneratorBasedBuilder):
         cache_dir = config.cache_dir or datasets.config.DOWNLOADED_DATASETS_PATH
         # force_extract is set by download_mode="force_redownload".
         return _extract_zip(source, os.path.join(cache_dir, "extracted", "hf_fma"), config.force_extract)
-
-
-def _text(value) -> Optional[str]:
-    return value if isinstance(value, str) else None
 
 
 def _verify_sha1(path: str, archive, origin: str) -> None:

@@ -6,6 +6,7 @@ Run: python -m pytest tests/test_sharding.py -q
 
 import json
 import logging
+import os
 import re
 import socket
 import subprocess
@@ -13,10 +14,13 @@ import sys
 import warnings
 import zipfile
 
+import datasets
 import pytest
 from datasets import load_dataset
 
 from hf_fma import demo, metadata
+from hf_fma import hf_fma as builder_module
+from hf_fma.training import load_splits, parse_arguments
 
 from .conftest import REPO_ROOT
 
@@ -59,6 +63,36 @@ def test_num_proc_prepares_the_same_rows_in_track_id_order_with_one_report_per_s
     # Each split's bad tracks in one warning, gathered from both preparation processes.
     assert sorted(map(sorted, reported_ids(parallel_warnings))) == sorted(map(sorted, reported_ids(serial_warnings)))
     assert set().union(*reported_ids(parallel_warnings)) == BAD_DEMO_IDS
+
+
+def test_preprocessing_num_workers_prepares_the_dataset_in_that_many_processes(demo_dir, large_split_ids, tmp_path, monkeypatch):
+    """The recipes' --preprocessing_num_workers reaches the builder's num_proc: the training split's files
+    are probed by two processes other than this one, each file once. (Each probe appends its process id to
+    a file: the preparation processes are forked, so they carry the patch.)"""
+    probes = tmp_path / "probes.txt"
+    open_audio = builder_module._open_audio
+
+    def open_audio_noting_the_process(audio_folder, track_id, streaming):
+        with open(probes, "a", encoding="utf-8") as f:
+            f.write(f"{os.getpid()} {track_id}\n")
+        return open_audio(audio_folder, track_id, streaming)
+
+    monkeypatch.setattr(builder_module, "_open_audio", open_audio_noting_the_process)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "cache"))  # prepared here, anew
+    _, data_args, _ = parse_arguments([
+        "--config", str(REPO_ROOT / "hf_fma" / "configs" / "ast_demo.yaml"), "--data_dir", str(demo_dir),
+        "--dataset_config_name", "large", "--output_dir", str(tmp_path / "run"), "--preprocessing-num-workers", "2",
+    ])  # fmt: skip
+    with warnings.catch_warnings():  # the demo's bad tracks
+        warnings.filterwarnings("ignore", message=".*left out", category=UserWarning)
+        load_splits(data_args)
+    processes_of = {}
+    for line in probes.read_text(encoding="utf-8").splitlines():
+        pid, track_id = map(int, line.split())
+        processes_of.setdefault(track_id, []).append(pid)
+    train_processes = {pid for track_id in large_split_ids["train"] for pid in processes_of[track_id]}
+    assert len(train_processes) == 2 and os.getpid() not in train_processes
+    assert all(len(processes_of[track_id]) == 1 for track_id in large_split_ids["train"])
 
 
 def test_two_stream_readers_open_disjoint_files_covering_the_split(demo_dir, large_split_ids, caplog):

@@ -22,7 +22,9 @@ from hf_fma import cli, plots
 from hf_fma.data import load_fma
 from hf_fma.training import (
     RUN_CONFIG_NAME,
+    FmaTrainingArguments,
     balanced_sample,
+    check_arguments,
     parse_arguments,
     resolved_config,
     run_training,
@@ -386,6 +388,18 @@ def test_a_streamed_dataset_trains_and_is_evaluated_on_whole_tracks(demo_dir, tm
     assert metrics["test_tracks"] == 16 and metrics["test_crops"] == 2
     # every test track of the stream, each as its 2 crops
     assert json.loads((tmp_path / "evaluation_test.json").read_text())["num_clips"] == 32
+
+
+def test_processes_streaming_their_shares_refuse_epoch_schedules(demo_dir, tmp_path, monkeypatch):
+    """Two processes streaming their own shards reach the ends of their shares at different steps: an epoch
+    schedule is refused at start, naming each flag to change; step schedules are accepted. (The world size
+    is set here; tests/test_sharding.py runs 2 real processes on step schedules.)"""
+    monkeypatch.setattr(FmaTrainingArguments, "world_size", property(lambda self: 2))
+    argv = ["--config", str(CNN_DEMO), "--data_dir", str(demo_dir), "--output_dir", str(tmp_path), "--streaming",
+            "--max_steps", "10", "--logging_strategy", "steps"]
+    with pytest.raises(ValueError, match=r"no common epoch: set --eval_strategy steps and --save_strategy steps$"):
+        check_arguments(*parse_arguments(argv))
+    check_arguments(*parse_arguments(argv + ["--eval_strategy", "steps", "--save_strategy", "steps"]))
 
 
 def test_streaming_without_max_steps_fails_at_start(demo_dir, tmp_path):
