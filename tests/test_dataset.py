@@ -260,9 +260,16 @@ def test_real_tracks_get_their_official_split_and_the_known_bad_id_is_dropped(co
     resampled = train.cast_column("audio", Audio(sampling_rate=16000))[0]["audio"]
     assert resampled["sampling_rate"] == 16000 and resampled["array"].ndim == 1
     assert len(resampled["array"]) / 16000 == pytest.approx(10.02, abs=0.02)
+    assert (example["album"], example["genres"]) == ("AWOL - A Way Of Life", ["Hip-Hop"])
+    assert example["license"] == "Attribution-NonCommercial-ShareAlike 3.0 International"
     if config == "large":  # tracks 20 and 185 have an empty genre_top in the real file
         genre_of = dict(zip(train["track_id"], train["genre"])) | dict(zip(dataset["test"]["track_id"], dataset["test"]["genre"]))
         assert genre_of[20] == genre_of[185] == -1
+        # Read by eye: track 20's genres_all [17, 10, 76, 103], titled in genres.csv, in that order.
+        track_20 = train.remove_columns("audio").filter(lambda row: row["track_id"] == 20)[0]
+        assert track_20["genres"] == ["Folk", "Pop", "Experimental Pop", "Singer-Songwriter"]
+        assert (track_20["title"], track_20["artist"], track_20["album"]) == ("Spiritual Level", "Nicky Cook", "Niris")
+        assert track_20["license"] == "Attribution-NonCommercial-NoDerivatives (aka Music Sharing) 3.0 International"
 
 
 def test_a_small_track_of_another_genre_is_named(real_data_dir):
