@@ -10,20 +10,20 @@ archive's 3-digit folders as in the real one. The audio files are hard links to 
 (`--clips`), so a 16,000-track tree takes a few MB of disk; they stay in the page cache, so the figures are
 CPU costs, not disk reads. tracks.csv holds the demo's rows (`hf_fma.demo`) repeated under new ids, with
 the real file's 52 columns and three header lines. Measured, each in fresh processes:
-  - preparation: `load_dataset("hf_fma", "large", num_proc=N)` into an empty cache (tracks.csv parsed,
-    every file opened and its first second decoded), seconds per track, for each `--num_proc`;
+  - preparation: `hf_fma.load_fma("large", num_proc=N)` into an empty cache (tracks.csv parsed, every
+    file opened and its first second decoded), seconds per track, for each `--num_proc`;
   - streaming: the train split read by `--stream_processes` processes at once, each its share of the
     shards (`IterableDataset.shard`, as accelerate splits a stream), audio undecoded: examples/s over all
     processes and the share of the split's bytes each one read;
-  - predict: `hf_fma.predict.predict_files` of `--predict_files` 30 s MP3s with the tiny AST, batch 8, one
-    torch thread, for each `--predict_workers` (decoding processes): files/s.
+  - predict: `hf_fma.predict.predict_files` of `--predict_files` 30 s MP3s (each its own path: predict
+    classifies a path once) with the tiny AST, batch 8, one torch thread, for each `--predict_workers`
+    (decoding processes): files/s.
 Targets: per-track preparation at the largest size within 1.2x of the smallest; num_proc 2 >= 1.6x
 num_proc 1; each of 2 streaming processes reads <= 55% of the bytes; predict with 2 workers >= 1.6x 0.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import multiprocessing
@@ -36,8 +36,8 @@ from pathlib import Path
 
 from bench_predict import MAX_LENGTH, build, write_mp3
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = str(REPO_ROOT / "hf_fma")
+from hf_fma.argparsing import ArgumentParser
+
 CLIP_SECONDS = 30.0
 FOLDERS = 156  # 3-digit folders of fma_large: ids up to 155,320
 
@@ -65,20 +65,21 @@ def make_tree(root: Path, size: int, clips: list[Path]) -> Path:
 
 
 def run_preparation(data_dir: str, num_proc: int) -> dict:
-    from datasets import load_dataset
+    from hf_fma import load_fma
 
     with tempfile.TemporaryDirectory() as cache_dir:
         start = time.perf_counter()
-        splits = load_dataset(SCRIPT, "large", data_dir=data_dir, cache_dir=cache_dir, num_proc=num_proc,
-                              trust_remote_code=True)
+        splits = load_fma("large", data_dir=data_dir, cache_dir=cache_dir, num_proc=num_proc)
         seconds = time.perf_counter() - start
     return {"seconds": seconds, "tracks": sum(len(split) for split in splits.values())}
 
 
 def run_stream_share(data_dir: str, rank: int, processes: int) -> dict:
-    from datasets import Audio, load_dataset
+    from datasets import Audio
 
-    stream = load_dataset(SCRIPT, "large", data_dir=data_dir, split="train", streaming=True, trust_remote_code=True)
+    from hf_fma import load_fma
+
+    stream = load_fma("large", data_dir=data_dir, split="train", streaming=True)
     share = stream.cast_column("audio", Audio(decode=False)).shard(num_shards=processes, index=rank)
     examples = read = 0
     start = time.perf_counter()
@@ -95,8 +96,9 @@ def run_predict(model_dir: str, files: list[str], workers: int) -> dict:
     start = time.perf_counter()
     results = predict_files(model_dir, files, device="cpu", batch_size=8, num_workers=workers)
     seconds = time.perf_counter() - start
-    if not all(result.ok for result in results):
-        raise RuntimeError(f"predict failed: {[result.error for result in results if not result.ok]}")
+    failed = [f"{result.file}: {result.error}" for result in results if not result.ok]
+    if len(results) != len(files) or failed:
+        raise RuntimeError(f"predict gave {len(results)} results for {len(files)} files; failed: {failed}")
     return {"files_per_s": len(files) / seconds}
 
 
@@ -120,12 +122,12 @@ def in_fresh_processes(function, argument_lists: list[tuple]) -> list:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000, 16000], help="tracks per tree")
     parser.add_argument("--num_proc", type=int, nargs="+", default=[1, 2], help="preparation processes")
     parser.add_argument("--stream_processes", type=int, nargs="*", default=[1, 2], help="streaming readers")
     parser.add_argument("--predict_workers", type=int, nargs="*", default=[0, 1, 2], help="predict --num_workers")
-    parser.add_argument("--predict_files", type=int, default=32, help="30 s MP3s classified per predict run")
+    parser.add_argument("--predict_files", type=int, default=64, help="30 s MP3s classified per predict run")
     parser.add_argument("--clips", type=int, default=4, help="distinct encoded clips the trees link to")
     parser.add_argument("--work_dir", type=Path, default=Path(tempfile.gettempdir()) / "hf-fma-bench-scale")
     parser.add_argument("--output", type=Path, help="also write the results as JSON here")
@@ -162,7 +164,14 @@ def main(argv: list[str] | None = None) -> int:
 
         build("tiny").save_pretrained(model_dir)
         ASTFeatureExtractor(max_length=MAX_LENGTH).save_pretrained(model_dir)
-    files = [str(clips[index % len(clips)]) for index in range(args.predict_files)]
+    # Hard links, each its own path: predict classifies a path given twice once.
+    files = []
+    for index in range(args.predict_files):
+        link = args.work_dir / "predict" / f"track{index:04d}.mp3"
+        if not link.exists():
+            link.parent.mkdir(exist_ok=True)
+            os.link(clips[index % len(clips)], link)
+        files.append(str(link))
     for workers in args.predict_workers:
         [measured] = in_fresh_processes(run_predict, [(str(model_dir), files, workers)])
         results["predict"][workers] = measured

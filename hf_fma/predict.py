@@ -337,18 +337,22 @@ def _decode_windows(
 class _DecodedFiles(torch.utils.data.IterableDataset):
     """Files' windows decoded in DataLoader workers: worker k of N takes files k, k + N, ... and yields one
     item per file, (its FilePrediction, its windows), so the DataLoader's round robin over the workers
-    hands the files over in input order and the batches are those of decoding in one process."""
+    hands the files over in input order and the batches are those of decoding in one process. With a
+    `collator`, the windows come as their model inputs, a (windows, frames, mel) tensor."""
 
     def __init__(self, files: list[tuple[Path, str | None]], sampling_rate: int, window: int, hop: int,
-                 max_windows: int | None):
-        self.files, self.decoding = files, (sampling_rate, window, hop, max_windows)
+                 max_windows: int | None, collator: FbankCollator | None):
+        self.files, self.decoding, self.collator = files, (sampling_rate, window, hop, max_windows), collator
 
-    def __iter__(self) -> Iterator[tuple[FilePrediction, list[np.ndarray]]]:
+    def __iter__(self) -> Iterator[tuple[FilePrediction, list[np.ndarray] | torch.Tensor]]:
         worker = torch.utils.data.get_worker_info()
         index, count = (worker.id, worker.num_workers) if worker else (0, 1)
         for path, error in self.files[index::count]:
             result = FilePrediction(file=str(path), error=error)
-            yield result, [] if error else list(_decode_windows(result, *self.decoding))
+            windows = [] if error else list(_decode_windows(result, *self.decoding))
+            if windows and self.collator is not None:
+                windows = self.collator([{"waveform": audio} for audio in windows])["input_values"]
+            yield result, windows
 
 
 def _as_given(item):
@@ -358,16 +362,17 @@ def _as_given(item):
 
 def _decoded_files(
     files: list[tuple[Path, str | None]], sampling_rate: int, window: int, hop: int, max_windows: int | None,
-    num_workers: int,
-) -> Iterator[tuple[FilePrediction, Iterable[np.ndarray]]]:
+    num_workers: int, worker_collator: FbankCollator | None = None,
+) -> Iterator[tuple[FilePrediction, Iterable[np.ndarray] | torch.Tensor]]:
     """(result, windows) per file in input order; a result is complete once its windows are consumed.
-    Without workers the windows are decoded as they are consumed, one at a time."""
+    Without workers the windows are decoded as they are consumed, one at a time; with workers and a
+    `worker_collator`, the workers turn them into model inputs too."""
     if num_workers == 0:
         for path, error in files:
             result = FilePrediction(file=str(path), error=error)
             yield result, () if error else _decode_windows(result, sampling_rate, window, hop, max_windows)
         return
-    decoded = _DecodedFiles(files, sampling_rate, window, hop, max_windows)
+    decoded = _DecodedFiles(files, sampling_rate, window, hop, max_windows, worker_collator)
     yield from torch.utils.data.DataLoader(decoded, batch_size=None, num_workers=num_workers, collate_fn=_as_given)
 
 
@@ -426,14 +431,22 @@ def iter_predictions(
 
     files = find_audio_files(paths)
     queue: deque[_Track] = deque()  # tracks whose result is not yet out, in input order
-    batch: list[tuple[_Track, np.ndarray]] = []
+    batch: list[tuple[_Track, np.ndarray | torch.Tensor]] = []  # windows, or their model inputs
 
     # ASTFeatureExtractor's fbank for a whole batch at once, on the model's device (the extractor itself
     # loops over clips in numpy: 4 times slower for 16 windows on this CPU, and never on a GPU).
     collator = FbankCollator(BatchedFbank.from_feature_extractor(feature_extractor).to(device))
+    # With the model on the CPU, decoding workers compute the fbank of their files too, leaving this process
+    # the model alone (on 2 cores, fbank and model in this process bound 2 workers to 1.4x the files/s of
+    # none); a GPU computes it faster than they would. The records are the same: BatchedFbank gives each
+    # window the same values bit for bit whatever the batch it is computed in.
+    worker_features = num_workers > 0 and device.type == "cpu"
 
     def score() -> None:
-        input_values = collator([{"waveform": audio} for _, audio in batch])["input_values"]  # (batch, frames, mel)
+        if worker_features:
+            input_values = torch.stack([features for _, features in batch])  # (batch, frames, mel)
+        else:
+            input_values = collator([{"waveform": audio} for _, audio in batch])["input_values"]
         with torch.inference_mode():
             logits = model(input_values=input_values.to(device=device, dtype=model.dtype)).logits
         probabilities = _probabilities(model, logits).float().cpu()  # (batch, num_labels)
@@ -462,10 +475,12 @@ def iter_predictions(
     show_bar = progress and len(files) > 1
     bar = tqdm(total=len(files), unit="file", desc="predict", disable=None if show_bar else True, file=sys.stderr)
     try:
-        for result, windows in _decoded_files(files, sampling_rate, window, hop_samples, max_windows, num_workers):
+        decoded = _decoded_files(files, sampling_rate, window, hop_samples, max_windows, num_workers,
+                                 collator if worker_features else None)
+        for result, windows in decoded:
             track = _Track(result)
             queue.append(track)
-            for audio in windows:
+            for audio in windows:  # a waveform, or with worker_features its (frames, mel) model input
                 track.pending += 1
                 batch.append((track, audio))
                 if len(batch) == batch_size:
@@ -500,7 +515,9 @@ def predict_files(
     hop: seconds between window starts (default: the window length, i.e. adjacent windows).
     max_windows: at most this many evenly spaced windows per file (faster on long tracks; default: all).
     batch_size: windows per forward pass, drawn from consecutive files.
-    num_workers: processes decoding and resampling files while the model scores (0: this process).
+    num_workers: processes decoding and resampling files while the model scores (0: this process); for
+        a model on the CPU they compute its features too. Leave them their cores: `torch.set_num_threads`
+        (cores - num_workers), as `hf-fma predict` does.
     device: "auto" (GPU when present), "cpu", "cuda", "cuda:1", "mps".
     progress: a tqdm bar of files on stderr (when it is a terminal and there are several files).
     """
@@ -627,13 +644,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=_positive(int), default=8, metavar="B",
                         help="windows per forward pass, across files (default: 8)")
     parser.add_argument("--num_workers", type=int, default=0, metavar="N",
-                        help="processes decoding and resampling audio while the model scores (default: 0, "
-                        "decode in this process)")
+                        help="processes decoding and resampling audio (and, for a model on the CPU, computing its "
+                        "features) while the model scores (default: 0, decode in this process)")
     parser.add_argument("--device", default="auto", metavar="DEVICE",
                         help="auto (default: GPU when present), cpu, cuda, cuda:N or mps")
     parser.add_argument("--threads", type=_positive(int), metavar="N",
-                        help="CPU threads for torch (default: one per core); 1 is several times faster when "
-                        "other programs keep the cores busy")
+                        help="CPU threads for torch (default: one per core, less one per --num_workers worker when "
+                        "the model runs on the CPU); 1 is several times faster when other programs keep the cores busy")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--trust_remote_code", action="store_true",
                         help="run the Python code a Hub repository or folder names in its auto_map (off: such a "
@@ -665,8 +682,6 @@ def main(argv: list[str] | None = None) -> int:
     # empty-mel-filter warning (see EMPTY_MEL_FILTER_WARNING) say nothing a user can act on.
     transformers_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message=EMPTY_MEL_FILTER_WARNING)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     try:
         model, feature_extractor = load_classifier(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
         # Opened before any decoding so a bad --output path fails at once, not after an hour of audio.
@@ -674,6 +689,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"hf-fma predict: {error}", file=sys.stderr)
         return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    elif args.num_workers and model.device.type == "cpu":
+        # The workers keep their cores busy decoding: torch's default of a thread per core would make the
+        # model's threads fight them (2 cores, 2 workers: 1.2x the files/s of no worker, against 1.75x).
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) - args.num_workers))
 
     results = iter_predictions(
         model, feature_extractor, args.paths, top_k=args.top_k, hop=args.hop, max_windows=args.max_windows,
