@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 
 import pandas as pd
@@ -182,23 +183,20 @@ def subset_tracks(tracks: pd.DataFrame, subset: str) -> pd.DataFrame:
     return tracks[tracks["set", "subset"] <= subset]
 
 
-def genre_titles(genre_ids, genres: pd.DataFrame) -> list[str]:
-    """Genre ids (as in `track.genres_all`) -> their titles, in the order given."""
-    return [genres.at[genre_id, "title"] for genre_id in genre_ids if genre_id in genres.index]
-
-
 def example_records(tracks: pd.DataFrame, genres: pd.DataFrame, subset: str, genre_names) -> dict[str, dict[int, dict]]:
     """Per official split (`SPLIT_NAMES`' keys), in the order of `tracks`: track id -> the loading script's
     example fields but the audio. `genre` is the index of `track.genre_top` in `genre_names`, -1 for a
     track without one (large and full keep tracks with several or no root genres); `genres` are the
-    titles of `track.genres_all` (`genre_titles`).
+    titles of `track.genres_all` in genres.csv, in its order.
 
-    A track of `subset` whose genre_top is not among `genre_names` is a ValueError naming it."""
+    A track of `subset` whose genre_top is not among `genre_names` is a ValueError naming it; genre ids
+    that genres.csv lacks are left out of `genres`, with one warning naming them."""
     label_of = {name: index for index, name in enumerate(genre_names)}
     titles = genres["title"].to_dict()
     columns = (("set", "split"), ("track", "genre_top"), ("track", "genres_all"), ("track", "title"),
                ("artist", "name"), ("album", "title"), ("track", "license"))
     records = {split: {} for split in SPLIT_NAMES}
+    unknown_genres = {}  # genre id missing from genres.csv -> the first track listing it
     # Whole columns as lists rather than `iterrows`, which builds a Series per track: 0.3 ms each, half a
     # minute of the single process that lists large's 106,574 tracks before any preparation process starts.
     rows = zip(tracks.index.tolist(), *(tracks[column].tolist() for column in columns))
@@ -208,6 +206,9 @@ def example_records(tracks: pd.DataFrame, genres: pd.DataFrame, subset: str, gen
                 f"tracks.csv: track {track_id}, column track.genre_top: {genre_top!r} is not a genre of FMA "
                 f"{subset} ({', '.join(genre_names)}), yet its set.subset says {subset}"
             )
+        for genre_id in genres_all:
+            if genre_id not in titles:
+                unknown_genres.setdefault(genre_id, track_id)
         records[split][track_id] = {
             "track_id": track_id,
             # -1 is ClassLabel's "no label": large/full tracks with several or no root genres.
@@ -218,6 +219,12 @@ def example_records(tracks: pd.DataFrame, genres: pd.DataFrame, subset: str, gen
             "album": _text(album),
             "license": _text(license_),
         }
+    if unknown_genres:
+        listed = ", ".join(f"{genre_id} (track {track_id})" for genre_id, track_id in sorted(unknown_genres.items()))
+        warnings.warn(
+            f"tracks.csv lists genre id(s) that genres.csv does not have: {listed}; they are left out of the tracks' "
+            "`genres`. Are both files from the same fma_metadata.zip?"
+        )
     return records
 
 

@@ -54,7 +54,16 @@ def test_genres_of_the_real_taxonomy(fma_sample):
     top = genres[genres["parent"] == 0]
     assert sorted(top["title"]) == list(metadata.TOP_GENRES)
     assert set(metadata.SMALL_GENRES) < set(metadata.TOP_GENRES)
-    assert metadata.genre_titles([21, 100, 999999], genres) == ["Hip-Hop", "Alternative Hip-Hop"]
+
+
+def test_example_records_title_genres_all_and_name_ids_genres_csv_lacks(sample_tracks_csv, fma_sample):
+    tracks = metadata.load_tracks(sample_tracks_csv)
+    genres = metadata.load_genres(fma_sample / "fma_metadata" / "genres.csv")
+    tracks.at[2, ("track", "genres_all")] = [21, 100, 999999]  # 999999: no such genre
+    with pytest.warns(UserWarning, match=r"genres.csv does not have: 999999 \(track 2\)"):
+        records = metadata.example_records(tracks, genres, "large", metadata.TOP_GENRES)
+    assert records["training"][2]["genres"] == ["Hip-Hop", "Alternative Hip-Hop"]  # genres.csv, read by eye
+    assert records["validation"][148]["genres"] == ["Avant-Garde", "Experimental"]
 
 
 def test_audio_paths_round_trip():
