@@ -90,7 +90,15 @@ def run_stream_share(data_dir: str, rank: int, processes: int) -> dict:
 
 
 def run_predict(model_dir: str, files: list[str], workers: int) -> dict:
+    import warnings
+
+    from transformers.utils import logging as transformers_logging
+
+    from hf_fma.features import EMPTY_MEL_FILTER_WARNING
     from hf_fma.predict import predict_files
+
+    transformers_logging.disable_progress_bar()  # as `hf-fma predict` does: the weight-loading bar, twice
+    warnings.filterwarnings("ignore", message=EMPTY_MEL_FILTER_WARNING)
 
     predict_files(model_dir, files[:2], device="cpu", num_workers=workers)  # warm-up: model load, imports
     start = time.perf_counter()
@@ -191,16 +199,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _table(results: dict, args) -> str:
-    """Markdown: per size, ms per prepared track for each num_proc, then streamed examples/s and the largest
-    share of the bytes one reader took for each reader count; then predict files/s per worker count."""
+    """Markdown: per size, ms per prepared track for each num_proc (and its speed-up over the first), then
+    streamed examples/s and the largest share of the bytes one reader took for each reader count; then
+    predict files/s per worker count (and speed-up over the first)."""
+    first = args.num_proc[0]
     header = ["tracks"]
     header += [f"prepare ms/track, num_proc {n}" for n in args.num_proc]
+    header += [f"num_proc {n} speed-up" for n in args.num_proc[1:]]
     for processes in args.stream_processes:
         header += [f"streamed examples/s, {processes} proc", f"largest share of bytes, {processes} proc"]
     lines = ["| " + " | ".join(header) + " |", "|" + " ---: |" * len(header)]
     for size, row in results["sizes"].items():
         cells = [f"{size:,}"]
-        cells += [f"{1000 * row[f'prepare_num_proc_{n}']['seconds'] / size:.2f}" for n in args.num_proc]
+        seconds = {n: row[f"prepare_num_proc_{n}"]["seconds"] for n in args.num_proc}
+        cells += [f"{1000 * seconds[n] / size:.2f}" for n in args.num_proc]
+        cells += [f"{seconds[first] / seconds[n]:.2f}x" for n in args.num_proc[1:]]
         for processes in args.stream_processes:
             shares = row[f"stream_{processes}"]["shares"]
             total_bytes = sum(share["bytes"] for share in shares)
@@ -208,7 +221,9 @@ def _table(results: dict, args) -> str:
             slowest = max(share["seconds"] for share in shares)
             cells += [f"{examples / slowest:.0f}", f"{max(share['bytes'] for share in shares) / total_bytes:.0%}"]
         lines.append("| " + " | ".join(cells) + " |")
-    predict = ", ".join(f"{workers} workers {m['files_per_s']:.2f}" for workers, m in results["predict"].items())
+    rates = {workers: measured["files_per_s"] for workers, measured in results["predict"].items()}
+    baseline = next(iter(rates.values()), None)
+    predict = ", ".join(f"{workers} workers {rate:.2f} ({rate / baseline:.2f}x)" for workers, rate in rates.items())
     return "\n".join(lines) + f"\n\npredict files/s ({args.predict_files} 30 s MP3s, tiny AST): {predict}\n"
 
 
