@@ -585,6 +585,11 @@ class TrainSplitEvaluation(TrainerCallback):
         finally:
             self._evaluating = False
 
+    def on_train_end(self, args, state, control, **kwargs):
+        # The curves end with training: run_training's final validation of the best model is no point of
+        # them, and a training-split evaluation after it would reach the trackers (TensorBoard) as one.
+        self.trainer = None
+
 
 def describe_hardware(training_args: TrainingArguments) -> str:
     """What the run trained on, for the model card: "2 x NVIDIA A100-SXM4-80GB" or "CPU, 2 cores"."""
