@@ -187,7 +187,7 @@ def example_records(tracks: pd.DataFrame, genres: pd.DataFrame, subset: str, gen
     """Per official split (`SPLIT_NAMES`' keys), in the order of `tracks`: track id -> the loading script's
     example fields but the audio. `genre` is the index of `track.genre_top` in `genre_names`, -1 for a
     track without one (large and full keep tracks with several or no root genres); `genres` are the
-    titles of `track.genres_all` in genres.csv, in its order.
+    titles genres.csv gives the ids of `track.genres_all`, in that list's order.
 
     A track of `subset` whose genre_top is not among `genre_names` is a ValueError naming it; genre ids
     that genres.csv lacks are left out of `genres`, with one warning naming them."""

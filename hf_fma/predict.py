@@ -694,7 +694,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.num_workers and model.device.type == "cpu":
         # The workers keep their cores busy decoding: torch's default of a thread per core would make the
         # model's threads fight them (2 cores, 2 workers: 1.2x the files/s of no worker, against 1.75x).
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) - args.num_workers))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # not on macOS
+        torch.set_num_threads(max(1, cores - args.num_workers))
 
     results = iter_predictions(
         model, feature_extractor, args.paths, top_k=args.top_k, hop=args.hop, max_windows=args.max_windows,

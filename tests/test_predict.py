@@ -452,8 +452,11 @@ def test_table_output_and_exit_code_0(ast_dir, library, capsys, monkeypatch):
     assert lines[1].split()[1:3] == ["3.0", "1"] and lines[1].split()[3] in SMALL_GENRES
 
 
-@pytest.mark.parametrize(("cores", "workers", "expected_threads"), [(8, 2, 6), (2, 2, 1), (2, 0, None)])
-def test_decoding_workers_leave_their_cores_to_themselves(cores, workers, expected_threads, ast_dir, library, monkeypatch):
+@pytest.mark.parametrize(
+    ("cores", "workers", "expected_threads", "has_affinity"),
+    [(8, 2, 6, True), (2, 2, 1, True), (2, 0, None, True), (8, 3, 5, False)],  # False: macOS, no sched_getaffinity
+)
+def test_decoding_workers_leave_their_cores_to_themselves(cores, workers, expected_threads, has_affinity, ast_dir, library, monkeypatch):
     """Without --threads, a model on the CPU gets the cores the workers leave (at least one); without
     workers torch keeps its own default."""
     threads, set_num_threads, this_process = [], torch.set_num_threads, os.getpid()
@@ -465,7 +468,11 @@ def test_decoding_workers_leave_their_cores_to_themselves(cores, workers, expect
             set_num_threads(count)
 
     monkeypatch.setattr(torch, "set_num_threads", note_this_process_setting)
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    if has_affinity:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    else:
+        monkeypatch.delattr(os, "sched_getaffinity")
+        monkeypatch.setattr(os, "cpu_count", lambda: cores)
     arguments = [str(ast_dir), str(library["wav"]), "--device", "cpu", "--num_workers", str(workers), "--no_progress"]
     assert main(arguments) == 0
     assert threads == ([] if expected_threads is None else [expected_threads])
