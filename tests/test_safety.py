@@ -118,6 +118,31 @@ def test_push_to_hub_still_gets_the_token_and_a_token_free_checkpoint_still_resu
     assert FAKE_TOKEN not in captured.out + captured.err
 
 
+def test_a_saved_login_token_reaches_the_push_and_no_file_or_log(cnn_run, demo_dir, tmp_path, monkeypatch, capfd):
+    """`hf auth login` saves the token in HF_HOME (the tests' own, throw-away); no --hub_token, no HF_TOKEN."""
+    run_dir = copy_run(cnn_run[0], tmp_path / "run")
+    saved_login = Path(huggingface_hub.constants.HF_TOKEN_PATH)
+    assert str(saved_login).startswith(os.environ["HF_HOME"])  # conftest's folder, never the user's login
+    pushed = []
+
+    def push_run(output_dir, repo_id, token, private):  # in place of the upload: no network
+        pushed.append((repo_id, token, files_holding(run_dir, FAKE_TOKEN)))
+
+    monkeypatch.setattr(recipe, "push_run", push_run)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    saved_login.parent.mkdir(parents=True, exist_ok=True)
+    saved_login.write_text(FAKE_TOKEN)
+    try:
+        argv = cnn_argv(demo_dir, run_dir, "--resume_from_checkpoint", "last", "--push_to_hub", "--hub_model_id", "me/cnn")
+        assert recipe.train_main(argv, "cnn") == 0
+    finally:
+        saved_login.unlink()
+    assert pushed == [("me/cnn", FAKE_TOKEN, [])]
+    assert files_holding(run_dir, FAKE_TOKEN) == []
+    captured = capfd.readouterr()
+    assert FAKE_TOKEN not in captured.out + captured.err
+
+
 # ----------------------------------------------------------------------------------------------------
 # A finished run is never replaced unasked (issue 10)
 # ----------------------------------------------------------------------------------------------------
