@@ -180,10 +180,13 @@ def model_card(
     dataset_id: str | None = None,
     license: str = DEFAULT_LICENSE,
     figures: Mapping[str, str] | None = None,
+    location: str | Path | None = None,
 ) -> ModelCard:
     """The model card of a finished run (AST or CNN template by the saved config's model_type).
 
     repo_id: where the model is (to be) published, used in the usage snippet and as the model-index name.
+    location: without repo_id, the folder the snippet loads the model from (default: run_dir; training
+        writes the card among its staged files, for the run folder they move into).
     dataset_id: the Hub dataset the run trained on (the card's `datasets`); by default the run's
     `dataset_name` when that is a Hub id, and none (FMA's own page is linked) for runs on the archives.
     figures: {"learning_curves": file, "confusion_matrix": file} to show, relative to the card; by default
@@ -196,7 +199,8 @@ def model_card(
         figures = {key: name for key, name in candidates.items() if (run.path / name).is_file()}
     base_model, preset_description = _base_model(run)
     dataset_id = dataset_id or hub_dataset_id(run)
-    model_name = (repo_id or str(run.path)).rstrip("/").split("/")[-1]
+    model_id = repo_id or str(location or run.path)
+    model_name = model_id.rstrip("/").split("/")[-1]
     config = run.dataset
     dataset_name = f"FMA {config}"
 
@@ -242,7 +246,7 @@ def model_card(
     context = dict(
         title=f"{run.family} music-genre classifier for FMA {config}" + (f": {model_name}" if repo_id else ""),
         family=run.family,
-        model_id=repo_id or str(run.path),
+        model_id=model_id,
         license=license,
         labels=evaluation["labels"],
         preset=run.model_name,
@@ -295,10 +299,12 @@ def model_card(
     return ModelCard(render_template(MODEL_CARD_TEMPLATES[run.family], card_data, **context))
 
 
-def write_run_card(run_dir: str | Path, repo_id: str | None = None) -> Path:
+def write_run_card(run_dir: str | Path, repo_id: str | None = None, location: str | Path | None = None) -> Path:
     """Write the run's model card as README.md into its folder (training, `hf-fma evaluate` and `hf-fma
-    push` call it), so that the folder is a complete model repository however it is uploaded."""
-    return write_text_atomic(Path(run_dir) / "README.md", model_card(run_dir, repo_id=repo_id).content)
+    push` call it), so that the folder is a complete model repository however it is uploaded. `location`:
+    see `model_card`."""
+    card = model_card(run_dir, repo_id=repo_id, location=location)
+    return write_text_atomic(Path(run_dir) / "README.md", card.content)
 
 
 def _trainer_state(run_dir: Path) -> dict[str, Any]:

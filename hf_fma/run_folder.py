@@ -7,7 +7,8 @@ A training run (`hf_fma.training.run_training`) leaves in its `output_dir`:
     trainer_state.json                                         Trainer's log history (learning curves)
     evaluation_{split}.json                                    training-time evaluation of validation and test
     run_config.yaml                                            the resolved arguments (`--config` repeats the run)
-    all_results.json                                           every metric; written last: the run is finished
+    README.md                                                  the model card (`hf_fma.cards`)
+    all_results.json                                           every metric; moved in last: the run is finished
     checkpoint-N/                                              Trainer's checkpoints (`--resume_from_checkpoint`)
 
 `hf-fma evaluate` adds `evaluation_{config}_{split}.json` / `.md` and `confusion_matrix_{config}_{split}.png`,
@@ -15,10 +16,11 @@ named by dataset config so that they never replace the run's own; `hf-fma plot` 
 `learning_curves.png` and `confusion_matrix_{split}.png`.
 
 Every file is written to a temporary file beside it and renamed into place (`os.replace`, atomic on one
-file system), and the final files of a run are gathered in a staging folder and moved in together with
-`all_results.json` last, after the previous run's `all_results.json` is removed. A crash at any moment
-therefore leaves the previous finished run, the new finished run, or a folder without final test metrics
-that no tool takes for a finished run (the sample-size study resumes or retrains it).
+file system), and the final files of a run, card included, are gathered in a staging folder and moved in
+together with `all_results.json` last, after the previous run's `all_results.json` is removed. A crash at
+any moment therefore leaves the previous finished run, the new finished run (with its card), or a folder
+without final test metrics that no tool takes for a finished run (the sample-size study resumes or
+retrains it).
 
 This module is the lowest layer of the package's run handling: it needs only the standard library and
 PyYAML, so reporting, plots, cards, the Hub code, training and the recipes all read the same names.
@@ -30,7 +32,6 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -164,24 +165,26 @@ def staging_dir(run_dir: str | Path, empty: bool = True) -> Path:
     return staging
 
 
-def publish_staged(staging: str | Path, run_dir: str | Path, results: Mapping[str, Any]) -> Path:
-    """Move the staged final files of a run into run_dir and write its all_results.json last.
+def publish_staged(staging: str | Path, run_dir: str | Path) -> Path:
+    """Move the staged final files of a run into run_dir, its all_results.json (staged too) last.
 
     The previous run's all_results.json goes first, so from then on no tool takes the folder for a finished
     run until the new one is complete; its other files are replaced (os.replace) or, when the new run has no
     counterpart (REPLACED_PATTERNS), removed. Checkpoints are Trainer's and stay.
     """
     staging, run_dir = Path(staging), Path(run_dir)
+    if not (staging / ALL_RESULTS_NAME).is_file():
+        raise FileNotFoundError(f"{staging} holds no {ALL_RESULTS_NAME}: it is not a finished run to move in")
     (run_dir / ALL_RESULTS_NAME).unlink(missing_ok=True)
     staged = {path.name for path in staging.iterdir()}
     for pattern in REPLACED_PATTERNS:
         for stale in run_dir.glob(pattern):
             if stale.is_file() and stale.name not in staged:
                 stale.unlink()
-    for path in staging.iterdir():
+    for path in sorted(staging.iterdir(), key=lambda path: path.name == ALL_RESULTS_NAME):  # the mark last
         os.replace(path, run_dir / path.name)
     staging.rmdir()
-    return write_json_atomic(run_dir / ALL_RESULTS_NAME, dict(results))
+    return run_dir / ALL_RESULTS_NAME
 
 
 __all__ = [

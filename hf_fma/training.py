@@ -83,6 +83,7 @@ from hf_fma.geometry import crop_frames
 from hf_fma.models import AST_PRESETS, CNN_PRESETS, build_cnn, build_model
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
 from hf_fma.run_folder import (
+    ALL_RESULTS_NAME,
     RUN_CONFIG_NAME,
     TRAINER_STATE_NAME,
     check_output_dir,
@@ -760,14 +761,15 @@ def run_training(
         # The measured fbank statistics go into the resolved config: a rerun then skips measuring them.
         measured = replace(model_args, feature_mean=feature_extractor.mean, feature_std=feature_extractor.std)
         write_run_config(staging, measured, data_args, training_args)
-        publish_staged(staging, training_args.output_dir, metrics)
-
+        write_json_atomic(staging / ALL_RESULTS_NAME, metrics)
         # Card: README.md beside the saved model, so that any upload of the folder (model.push_to_hub,
-        # `hf upload`) publishes a complete one. It reports the test evaluation just moved in. Imported
-        # here: cards belong to the reporting layer above training.
+        # `hf upload`) publishes a complete one. Written among the staged files, from them, so that it moves
+        # in with the run: a finished run always has its card. Imported here: cards belong to the reporting
+        # layer above training.
         from hf_fma.cards import write_run_card
 
-        write_run_card(training_args.output_dir, repo_id=training_args.hub_model_id)
+        write_run_card(staging, repo_id=training_args.hub_model_id, location=training_args.output_dir)
+        publish_staged(staging, training_args.output_dir)
     return metrics
 
 

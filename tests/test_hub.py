@@ -400,6 +400,10 @@ def test_training_leaves_a_complete_card_in_the_run_folder(tiny_runs):
         assert "trust_remote_code=True)`" not in content  # no load_dataset call that datasets >= 4 refuses
         assert "macro-F1" in card.text and "pip install transformers torch" in card.text
         assert "[FMA](https://github.com/mdeff/fma)" in card.text, family  # trained on the archives
+        # Written among the staged files, it names the run folder they moved into, not the staging folder
+        # (a test here pushes the CNN run, which renames it after the repository).
+        assert ".incoming" not in content, family
+        assert family == "cnn" or f'model="{run_dir}"' in content
 
 
 def test_card_names_the_hub_dataset_a_run_trained_on(tiny_runs, tmp_path):

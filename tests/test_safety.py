@@ -186,6 +186,7 @@ def test_a_crash_while_the_new_files_move_in_leaves_no_finished_looking_mix(tmp_
         (run_dir / name).write_text(text)
     for name in ("config.json", "run_config.yaml"):
         (staging / name).write_text("new")
+    (staging / "all_results.json").write_text('{"test_track_accuracy": 0.9}')
     moved = []
 
     def replace_then_crash(source, destination):
@@ -196,15 +197,35 @@ def test_a_crash_while_the_new_files_move_in_leaves_no_finished_looking_mix(tmp_
 
     monkeypatch.setattr(run_folder.os, "replace", replace_then_crash)
     with pytest.raises(OSError, match="disk full"):
-        run_folder.publish_staged(staging, run_dir, {"test_track_accuracy": 0.9})
+        run_folder.publish_staged(staging, run_dir)
     # one new file is in, another is not: the folder no longer claims to be a finished run
     assert not run_folder.is_finished(run_dir) and not (run_dir / "all_results.json").exists()
     assert not (run_dir / "evaluation_mini_test.json").exists()  # an evaluation of the replaced model
 
     monkeypatch.undo()
-    run_folder.publish_staged(staging, run_dir, {"test_track_accuracy": 0.9})
+    run_folder.publish_staged(staging, run_dir)
     assert json.loads((run_dir / "all_results.json").read_text()) == {"test_track_accuracy": 0.9}
     assert (run_dir / "config.json").read_text() == (run_dir / "run_config.yaml").read_text() == "new"
+
+
+def test_the_finished_mark_moves_in_last_whatever_order_the_folder_lists(tmp_path, monkeypatch):
+    run_dir, staging = tmp_path / "run", tmp_path / "run" / ".incoming"
+    staging.mkdir(parents=True)
+    for name in ("all_results.json", "README.md", "config.json", "model.safetensors"):
+        (staging / name).write_text(name)
+    listed = Path.iterdir
+    monkeypatch.setattr(Path, "iterdir", lambda folder: iter(sorted(listed(folder))))  # all_results.json first
+    moved, replace = [], os.replace
+
+    def replace_noting_the_order(source, destination):
+        moved.append(Path(destination).name)
+        replace(source, destination)
+
+    monkeypatch.setattr(run_folder.os, "replace", replace_noting_the_order)
+    run_folder.publish_staged(staging, run_dir)
+    assert moved[-1] == "all_results.json" and sorted(moved) == ["README.md", "all_results.json", "config.json", "model.safetensors"]
+    with pytest.raises(FileNotFoundError, match="holds no all_results.json"):  # nothing finished to move in
+        run_folder.publish_staged(run_folder.staging_dir(run_dir), run_dir)
 
 
 def test_a_folder_with_checkpoints_only_is_refused_too(cnn_run, demo_dir, tmp_path):
