@@ -34,7 +34,8 @@ def train_tiny_run(family, data_dir, output_dir, **overrides):
         model_family=family, model_name_or_path="tiny", data_dir=data_dir, output_dir=output_dir,
         dataset_config_name="small", crop_seconds=1, eval_crops=2, frequency_downscale=2, time_downscale=2,
         max_train_samples=24, max_eval_samples=16, num_train_epochs=2, per_device_train_batch_size=8,
-        learning_rate=3e-3, dataloader_num_workers=0, report_to="none", seed=0, disable_tqdm=True,
+        learning_rate=3e-3, dataloader_num_workers=0, dataloader_pin_memory=False, report_to="none", seed=0,
+        disable_tqdm=True,
     )
     settings.update(overrides)
     argv = [item for key, value in settings.items() for item in (f"--{key}", str(value))]
