@@ -18,6 +18,7 @@ torchcodec's `AudioDecoder` (datasets 4 and later).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -220,7 +221,8 @@ class _AudioReader:
             return self._array[start:stop]
         first = max(0, start - self._seek_preroll)
         try:
-            with _seek_stderr_filtered():
+            # Only libmpg123 prints seek noise: other formats' reads leave stderr alone.
+            with _seek_stderr_filtered() if self._seek_preroll else contextlib.nullcontext():
                 self._sound_file.seek(first)
                 frames = self._sound_file.read(stop - first, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as error:
@@ -272,7 +274,7 @@ def _decode_with_ffmpeg(source: AudioSource, name: str, soundfile_error: Excepti
     )
     fields = probe.stdout.decode().strip().split(",")
     if probe.returncode != 0 or len(fields) != 2 or not all(field.isdigit() for field in fields):
-        raise AudioDecodeError(name, f"{reason}; ffprobe: {probe.stderr.decode().strip() or 'no audio stream'}")
+        raise AudioDecodeError(name, f"{reason}; ffprobe: {_ffmpeg_message(probe.stderr) or 'no audio stream'}")
     sampling_rate, channels = int(fields[0]), int(fields[1])
     decoded = subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-i", source_arg, "-map", "0:a:0", "-f", "f32le", "pipe:1"],
@@ -280,8 +282,14 @@ def _decode_with_ffmpeg(source: AudioSource, name: str, soundfile_error: Excepti
     )
     samples = np.frombuffer(decoded.stdout, dtype=np.float32)
     if decoded.returncode != 0 or samples.size == 0:
-        raise AudioDecodeError(name, f"{reason}; ffmpeg: {decoded.stderr.decode().strip() or 'no samples'}")
+        raise AudioDecodeError(name, f"{reason}; ffmpeg: {_ffmpeg_message(decoded.stderr) or 'no samples'}")
     return samples.reshape(-1, channels), sampling_rate  # (samples, channels)
+
+
+def _ffmpeg_message(stderr: bytes) -> str:
+    """What ffprobe or ffmpeg printed, without the decoder's memory address they tag it with ("[mp3 @
+    0x5569da49d740]"), which differs from run to run and process to process and tells a user nothing."""
+    return re.sub(r" @ 0x[0-9a-f]+\]", "]", stderr.decode().strip())
 
 
 def _read_window(

@@ -192,13 +192,13 @@ class BatchedFbank(torch.nn.Module):
             out = torch.empty(batch, total_frames, self.num_mel_bins, dtype=dtype, device=waveforms.device)
         lengths = torch.full((batch,), waveforms.shape[-1]) if lengths is None else torch.as_tensor(lengths)
         valid = self.num_frames(lengths.to(out.device)).clamp_max(min(total_frames, out.shape[1]))  # (batch,)
-        for rows in self._chunks(batch, out.shape[1], waveforms.device):
-            frames = int(valid[rows].max())  # frames of this chunk that hold audio
-            out[rows, frames:] = 0.0
-            if frames > 0:
-                samples = self.frame_length + (frames - 1) * self.hop_length
-                out[rows, :frames] = self._log_mel_frames(waveforms[rows, :samples])
-        if bool((valid < valid.max()).any()):  # rows ending before others of their chunk: zero their tails
+        # One pass over the rows given: `forward` hands them over a cache-sized chunk at a time.
+        frames = int(valid.max())  # frames that hold audio in some row
+        out[:, frames:] = 0.0
+        if frames > 0:
+            samples = self.frame_length + (frames - 1) * self.hop_length
+            out[:, :frames] = self._log_mel_frames(waveforms[:, :samples])
+        if bool((valid < valid.max()).any()):  # rows ending before others: zero their tails
             padding = torch.arange(out.shape[1], device=out.device) >= valid[:, None]  # (batch, frames)
             out.masked_fill_(padding[..., None], 0.0)
         return out

@@ -40,7 +40,6 @@ import argparse
 import csv
 import json
 import os
-import re
 import sys
 import tempfile
 import warnings
@@ -385,9 +384,6 @@ def _reason(error: Exception) -> str:
         reason = error.strerror
     else:
         reason = str(error) or type(error).__name__
-    # ffmpeg tags its messages with a decoder's memory address ("[mp3 @ 0x5569da49d740]"), which differs
-    # from run to run and process to process and tells a user nothing.
-    reason = re.sub(r" @ 0x[0-9a-f]+\]", "]", reason)
     return " ".join(reason.split())
 
 
