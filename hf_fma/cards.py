@@ -299,11 +299,17 @@ def model_card(
     return ModelCard(render_template(MODEL_CARD_TEMPLATES[run.family], card_data, **context))
 
 
-def write_run_card(run_dir: str | Path, repo_id: str | None = None, location: str | Path | None = None) -> Path:
+def write_run_card(
+    run_dir: str | Path,
+    repo_id: str | None = None,
+    location: str | Path | None = None,
+    dataset_id: str | None = None,
+    license: str = DEFAULT_LICENSE,
+) -> Path:
     """Write the run's model card as README.md into its folder (training, `hf-fma evaluate` and `hf-fma
-    push` call it), so that the folder is a complete model repository however it is uploaded. `location`:
-    see `model_card`."""
-    card = model_card(run_dir, repo_id=repo_id, location=location)
+    push` call it), so that the folder is a complete model repository however it is uploaded. The
+    arguments: see `model_card`."""
+    card = model_card(run_dir, repo_id=repo_id, dataset_id=dataset_id, license=license, location=location)
     return write_text_atomic(Path(run_dir) / "README.md", card.content)
 
 
@@ -340,13 +346,15 @@ def _size_category(rows: int) -> str:
     return "1M<n<10M"
 
 
-def dataset_card(export_dir: str | Path, repo_id: str | None = None) -> DatasetCard:
+def dataset_card(export_dir: str | Path, repo_id: str | None = None, configs: list | None = None) -> DatasetCard:
     """The dataset card of a Parquet export of FMA (`hf-fma export`), from the export's own files: its
     configs and their Parquet files (`configs:`), features, split sizes and bytes (`dataset_info:`),
     labels and the tracks per licence.
 
     repo_id: the dataset repository the export is (to be) published as, shown in the usage snippet;
     by default the export folder's path, which `load_dataset` reads as it is.
+    configs: the export's `read_export(export_dir)`, when the caller has it already (it reads every shard's
+    licence column).
     """
     from datasets.info import DatasetInfosDict
 
@@ -354,7 +362,7 @@ def dataset_card(export_dir: str | Path, repo_id: str | None = None) -> DatasetC
     from hf_fma.hf_fma import Fma
     from hf_fma.metadata import KNOWN_BAD_TRACK_IDS
 
-    configs = read_export(export_dir)
+    configs = read_export(export_dir) if configs is None else configs
     # A builder only to read its DatasetInfo; its cache folder (lock files) is thrown away.
     with tempfile.TemporaryDirectory() as cache_dir:
         info = Fma(config_name=configs[0].name, cache_dir=cache_dir).info

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from datasets.table import embed_table_storage
 from datasets.utils.py_utils import convert_file_size_to_int
 
-from hf_fma.hf_fma import Fma
+from hf_fma.data import DATASET_CONFIGS, load_fma
 from hf_fma.metadata import SPLIT_NAMES
 
 DEFAULT_MAX_SHARD_SIZE = "500MB"
@@ -46,7 +46,6 @@ SPLITS = tuple(SPLIT_NAMES.values())  # train, validation, test
 # Rows per Parquet row group: datasets 3.6's own choice for audio (PARQUET_ROW_GROUP_SIZE_FOR_AUDIO_DATASETS),
 # about 100 MB of 30 s MP3s, so that a reader (the Hub's viewer, a streaming loader) fetches little at a time.
 ROWS_PER_ROW_GROUP = 100
-CONFIG_NAMES = tuple(config.name for config in Fma.BUILDER_CONFIGS)
 
 
 def shard_file_name(split: str, index: int, count: int) -> str:
@@ -109,17 +108,6 @@ def portable_schema(features: datasets.Features) -> pa.Schema:
 # ----------------------------------------------------------------------------------------------------
 
 
-def _prepared_splits(config_name: str, data_dir: str | None, cache_dir: str | None) -> datasets.DatasetDict:
-    """The builder's prepared train/validation/test of `config_name` (audio as file paths, not decoded)."""
-    builder = Fma(
-        config_name=config_name,
-        data_dir=None if data_dir is None else os.path.abspath(os.path.expanduser(data_dir)),
-        cache_dir=cache_dir,
-    )
-    builder.download_and_prepare()
-    return builder.as_dataset()
-
-
 def _audio_sizes(split: datasets.Dataset) -> list[int]:
     """Bytes of each row's audio file: what its row weighs in a shard (the other columns are a few
     hundred bytes)."""
@@ -161,9 +149,9 @@ def export_fma(
     config is written into `{config}.partial/` and renamed when complete, so an interrupted export
     leaves no folder that looks finished.
     """
-    unknown = [name for name in config_names if name not in CONFIG_NAMES]
+    unknown = [name for name in config_names if name not in DATASET_CONFIGS]
     if unknown or not config_names:
-        raise ValueError(f"unknown FMA config(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(CONFIG_NAMES)}")
+        raise ValueError(f"unknown FMA config(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(DATASET_CONFIGS)}")
     max_shard_bytes = convert_file_size_to_int(max_shard_size)
     if max_shard_bytes <= 0:
         raise ValueError(f"max_shard_size must be positive, got {max_shard_size!r}")
@@ -175,7 +163,7 @@ def export_fma(
         )
     exported = {}
     for name in config_names:
-        splits = _prepared_splits(name, None if data_dir is None else str(data_dir), None if cache_dir is None else str(cache_dir))
+        splits = load_fma(name, data_dir=data_dir, cache_dir=cache_dir)  # the training recipes' cache too
         partial = out_dir / f"{name}.partial"
         if partial.exists():
             shutil.rmtree(partial)  # left by an interrupted export
@@ -244,7 +232,7 @@ def read_export(out_dir: str | os.PathLike) -> list[ExportedConfig]:
     """The configs of an export folder, in the builder's config order."""
     out_dir = Path(out_dir)
     configs = []
-    for name in CONFIG_NAMES:
+    for name in DATASET_CONFIGS:
         files = {split: sorted((out_dir / name).glob(f"{split}-*.parquet")) for split in SPLITS}
         if not any(files.values()):
             continue
@@ -259,7 +247,7 @@ def read_export(out_dir: str | os.PathLike) -> list[ExportedConfig]:
         configs.append(ExportedConfig(name, features, splits, licenses))
     if not configs:
         raise FileNotFoundError(
-            f"{out_dir} holds no exported config (folders {', '.join(CONFIG_NAMES)} of Parquet shards): "
+            f"{out_dir} holds no exported config (folders {', '.join(DATASET_CONFIGS)} of Parquet shards): "
             "write one with `hf-fma export`"
         )
     return configs
@@ -274,7 +262,6 @@ def export_files(out_dir: str | os.PathLike, configs: Iterable[ExportedConfig]) 
 
 
 __all__ = [
-    "CONFIG_NAMES",
     "DEFAULT_MAX_SHARD_SIZE",
     "ExportedConfig",
     "ExportedSplit",

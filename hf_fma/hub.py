@@ -294,7 +294,8 @@ def push_run(
                 folder_path=folder,
                 commit_message=commit_message or f"Upload {Path(run_dir).name} with hf-fma",
             )
-    write_run_card(run_dir, repo_id=repo_id)  # the run folder's card now names the repository
+    # The run folder's card is now the one published: it names the repository, its dataset and licence.
+    write_run_card(run_dir, repo_id=repo_id, dataset_id=dataset_id, license=license)
     return commit
 
 
@@ -303,10 +304,11 @@ def push_run(
 # ----------------------------------------------------------------------------------------------------
 
 
-def write_dataset_card(export_dir: str | Path, repo_id: str | None = None) -> Path:
-    """(Re)write the export's README.md from its files; `repo_id` goes into the usage snippet."""
+def write_dataset_card(export_dir: str | Path, repo_id: str | None = None, configs: list | None = None) -> Path:
+    """(Re)write the export's README.md from its files; `repo_id` goes into the usage snippet. `configs`: see
+    `dataset_card`."""
     path = Path(export_dir) / "README.md"
-    dataset_card(export_dir, repo_id).save(path)
+    dataset_card(export_dir, repo_id, configs).save(path)
     return path
 
 
@@ -323,7 +325,7 @@ def push_dataset(
 
     token = check_push(repo_id, token)
     configs = read_export(export_dir)  # fails, naming the folder, when it is no export
-    write_dataset_card(export_dir, repo_id)
+    write_dataset_card(export_dir, repo_id, configs)
     api = HfApi(token=token)
     with hub_errors(repo_id):
         api.create_repo(repo_id, repo_type="dataset", private=private or None, exist_ok=True)
@@ -372,10 +374,11 @@ def _dry_run(args: argparse.Namespace) -> str:
     from hf_fma.export import export_files, read_export
 
     # The shards are uploaded as they are: only the card, rendered for the repository, is new.
-    files = export_files(args.run_dir, read_export(args.run_dir))
+    configs = read_export(args.run_dir)
+    files = export_files(args.run_dir, configs)
     _make_empty_folder(Path(args.dry_run))
-    dataset_card(args.run_dir, args.repo_id).save(Path(args.dry_run) / "README.md")
-    size = sum((Path(args.run_dir) / name).stat().st_size for name in files[1:])
+    dataset_card(args.run_dir, args.repo_id, configs).save(Path(args.dry_run) / "README.md")
+    size = sum(split.file_bytes for config in configs for split in config.splits.values())
     return (
         f"would upload {Path(args.dry_run) / 'README.md'} and {len(files) - 1} Parquet files ({size / 1e6:,.1f} MB) "
         f"from {args.run_dir}; nothing was uploaded"
@@ -407,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _build_export_parser() -> argparse.ArgumentParser:
-    from hf_fma.export import CONFIG_NAMES, DEFAULT_MAX_SHARD_SIZE
+    from hf_fma.data import DATASET_CONFIGS
+    from hf_fma.export import DEFAULT_MAX_SHARD_SIZE
 
     parser = ArgumentParser(
         prog="hf-fma export",
@@ -420,8 +424,8 @@ def _build_export_parser() -> argparse.ArgumentParser:
         help="folder with the FMA archives or their extracted folders (default: download the official archives)",
     )
     parser.add_argument(
-        "--dataset_config_name", nargs="+", default=["small"], choices=CONFIG_NAMES,
-        metavar="CONFIG", help=f"configs to export, any of {', '.join(CONFIG_NAMES)} (default: small)",
+        "--dataset_config_name", nargs="+", default=["small"], choices=DATASET_CONFIGS,
+        metavar="CONFIG", help=f"configs to export, any of {', '.join(DATASET_CONFIGS)} (default: small)",
     )
     parser.add_argument(
         "--max_shard_size", default=DEFAULT_MAX_SHARD_SIZE,

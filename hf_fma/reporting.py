@@ -150,13 +150,13 @@ class Run:
             raise KeyError(f"{self.path / ALL_RESULTS_NAME} has no metric {name!r}; it has: {', '.join(numeric)}")
         return float(self.results[name])
 
-    def evaluation(self, split: str, dataset_config: str | None = None) -> dict[str, Any] | None:
-        """The clip- and track-level evaluation of a split of `dataset_config` (default: the run's dataset):
-        the run's own `evaluation_{split}.json` when it was made on that config, else the one
-        `hf-fma evaluate --config` wrote (`evaluation_{config}_{split}.json`); None when neither exists.
-        Each file's recorded `dataset_config` decides (files without one are the run's own), so numbers of
+    def evaluation(self, split: str) -> dict[str, Any] | None:
+        """The clip- and track-level evaluation of a split of the run's dataset config: the run's own
+        `evaluation_{split}.json` when it was made on that config, else the one `hf-fma evaluate
+        --dataset_config_name` wrote (`evaluation_{config}_{split}.json`); None when neither exists. Each
+        file's recorded `dataset_config` decides (files without one are the run's own), so numbers of
         another config are never reported as this one's."""
-        config = dataset_config or self.dataset
+        config = self.dataset
         for path in (self.path / evaluation_json_name(split), self.path / evaluation_json_name(split, config)):
             if path.is_file():
                 evaluation = read_json(path)

@@ -428,5 +428,8 @@ def test_evaluate_and_push_refresh_the_run_card(tiny_runs, demo_dir, in_memory_h
             "--max_tracks", "16", "--no_plot", "--device", "cpu"]  # fmt: skip
     assert evaluate_main(argv) == 0
     assert ModelCard.load(run_dir / "README.md").data.eval_results
-    hub.push_run(run_dir, "me/cnn-fma-demo", token="hf_test_token")
+    hub.push_run(run_dir, "me/cnn-fma-demo", token="hf_test_token", license="mit", dataset_id="me/fma")
     assert 'model="me/cnn-fma-demo"' in (run_dir / "README.md").read_text()  # the card names the repository
+    local = ModelCard.load(run_dir / "README.md")  # with the licence and dataset the published card gives
+    published = ModelCard(in_memory_hub.repositories["model", "me/cnn-fma-demo"]["README.md"].decode())
+    assert (local.data.license, local.data.datasets) == (published.data.license, published.data.datasets) == ("mit", ["me/fma"])
