@@ -89,6 +89,7 @@ from hf_fma.run_folder import (
     check_output_dir,
     evaluation_json_name,
     publish_staged,
+    read_json,
     staging_dir,
     write_json_atomic,
     write_text_atomic,
@@ -485,11 +486,16 @@ def build_feature_extractor(
     train: datasets.Dataset | datasets.IterableDataset,
     seed: int = 0,
     num_workers: int = 0,
+    checkpoint: str | None = None,
 ) -> FmaASTFeatureExtractor:
     """The run's feature extractor: `crop_seconds` of frames, the model's mel bins and pooling, and the
-    fbank mean/std given or measured on the training split. Saved with the model, so inference sees
-    exactly the training features."""
+    fbank mean/std given, else those of the `checkpoint` resumed (saved in it with the model), else
+    measured on the training split. Saved with the model, so inference sees exactly the training features."""
     mean, std = model_args.feature_mean, model_args.feature_std
+    if (mean is None or std is None) and checkpoint is not None:
+        saved = read_json(Path(checkpoint) / "preprocessor_config.json")
+        mean, std = saved["mean"], saved["std"]
+        logger.info(f"fbank mean {mean:.4f}, std {std:.4f} of {checkpoint}")
     if mean is None or std is None:
         if isinstance(train, datasets.IterableDataset):
             logger.warning("streaming: fbank statistics are not measured up front; using AudioSet's (see feature_mean)")
@@ -671,7 +677,8 @@ def run_training(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=EMPTY_MEL_FILTER_WARNING)  # AST's standard set-up
         feature_extractor = build_feature_extractor(
-            model_args, data_args, labelled["train"], seed=training_args.seed, num_workers=workers
+            model_args, data_args, labelled["train"], seed=training_args.seed, num_workers=workers,
+            checkpoint=checkpoint,
         )
     crop_seconds = data_args.crop_seconds
 

@@ -13,6 +13,7 @@ from transformers import AutoModelForAudioClassification, TrainerCallback
 
 from hf_fma.checkpoints import CheckpointMismatchError, load_checkpoint_weights
 from hf_fma.models import FmaASTFeatureExtractor, build_cnn, build_model
+from hf_fma import training
 from hf_fma.training import parse_arguments, run_training
 
 from .conftest import REPO_ROOT
@@ -64,7 +65,7 @@ def _tiny_ast_argv(demo_dir, output_dir):
     ]  # fmt: skip
 
 
-def test_an_interrupted_ast_run_resumes_with_its_trained_encoder(demo_dir, tmp_path):
+def test_an_interrupted_ast_run_resumes_with_its_trained_encoder(demo_dir, tmp_path, monkeypatch):
     uninterrupted_dir, interrupted_dir = tmp_path / "uninterrupted", tmp_path / "interrupted"
     uninterrupted = _LossesLogged()
     run_training(*parse_arguments(_tiny_ast_argv(demo_dir, uninterrupted_dir)), callbacks=[uninterrupted])
@@ -77,6 +78,8 @@ def test_an_interrupted_ast_run_resumes_with_its_trained_encoder(demo_dir, tmp_p
     assert sorted(path.name for path in interrupted_dir.glob("checkpoint-*")) == ["checkpoint-12", "checkpoint-6"]
     after = _LossesLogged()
     argv = [*_tiny_ast_argv(demo_dir, interrupted_dir), "--resume_from_checkpoint", "last"]
+    # The fbank statistics come from the checkpoint (saved with its model), not measured again.
+    monkeypatch.setattr(training, "compute_fbank_stats", lambda *args, **kwargs: pytest.fail("measured again"))
     metrics = run_training(*parse_arguments(argv), callbacks=[after])
 
     # Resumed from step 12: the first loss after resuming is the one the interrupted run logged at step 13
