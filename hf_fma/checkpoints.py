@@ -53,7 +53,7 @@ def load_checkpoint_weights(model: PreTrainedModel, checkpoint: str | os.PathLik
         raise CheckpointMismatchError(
             f"checkpoint {checkpoint} does not fit the {type(model).__name__} of this run ({listing}): the "
             "model arguments (preset, crop_seconds, mel bins, downscaling) must be those of the checkpoint's "
-            "run, which its run_config.yaml holds"
+            "run: the arguments it was started with (a finished run's run_config.yaml holds them)"
         )
     model.load_state_dict(loaded.state_dict(), strict=True)
 
@@ -85,15 +85,15 @@ def check_checkpoint_matches(checkpoint: str | os.PathLike, model: PreTrainedMod
     if saved.get("model_type") != family:
         raise CheckpointMismatchError(
             f"resume_from_checkpoint: {checkpoint} holds a {saved.get('model_type')!r} model, but this run trains "
-            f"a {family!r} one: resume it with the recipe and config of its own run (its run_config.yaml), or "
-            "give a checkpoint of this run"
+            f"a {family!r} one: resume it with the recipe and config it was started with, or give a checkpoint "
+            "of this run"
         )
     saved_labels = [label for _, label in sorted(saved.get("id2label", {}).items(), key=lambda item: int(item[0]))]
     labels = [model.config.id2label[index] for index in sorted(model.config.id2label)]
     if saved_labels != labels:
         raise CheckpointMismatchError(
             f"resume_from_checkpoint: {checkpoint} was trained on the genres {saved_labels}, but this run's "
-            f"dataset has {labels}: resume with the dataset config of the checkpoint's run (its run_config.yaml)"
+            f"dataset has {labels}: resume with the dataset config the checkpoint's run was started with"
         )
 
 
