@@ -38,6 +38,7 @@ import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -705,6 +706,7 @@ def run_training(
     # Trainer. compute_loss_func: with mixup, training labels are class probabilities (batch, num_labels);
     # ASTForAudioClassification's own loss flattens labels to class indices and fails on them (or, without
     # a problem_type, switches to BCE for good), so the loss is the cross-entropy that takes both forms.
+    # Trainer skips its own label smoother when given a compute_loss_func: the loss smooths the labels.
     # FmaTrainer reloads the best checkpoint (and a resumed one) with exactly its weights (see checkpoints).
     trainer = FmaTrainer(
         model=model,
@@ -714,7 +716,7 @@ def run_training(
         eval_dataset=validation,
         processing_class=feature_extractor,
         compute_metrics=GenreMetrics(label_names),
-        compute_loss_func=cross_entropy_loss,
+        compute_loss_func=partial(cross_entropy_loss, label_smoothing=training_args.label_smoothing_factor),
         callbacks=list(callbacks),
     )
     if training_args.early_stopping_patience:

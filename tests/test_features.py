@@ -256,6 +256,32 @@ def test_cross_entropy_loss_takes_class_indices_and_probabilities():
     torch.testing.assert_close(cross_entropy_loss(outputs, probabilities, num_items_in_batch=24), expected / 2)
 
 
+def _smoothed_cross_entropy_by_hand(logits: np.ndarray, targets: np.ndarray, epsilon: float) -> float:
+    """Mean over the batch of -sum_c q_c log p_c, with q = (1 - epsilon) * targets + epsilon / classes."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    q = (1 - epsilon) * targets + epsilon / logits.shape[1]
+    return float(-(q * log_p).sum(axis=1).mean())
+
+
+def test_cross_entropy_loss_smooths_class_indices_and_mixup_labels():
+    from transformers.trainer_pt_utils import LabelSmoother
+
+    logits = torch.randn(4, 3, dtype=torch.float64)
+    labels = torch.tensor([0, 2, 1, 2])
+    outputs = {"logits": logits}
+    one_hot = np.eye(3)[labels.numpy()]
+    by_hand = _smoothed_cross_entropy_by_hand(logits.numpy(), one_hot, 0.1)
+    assert cross_entropy_loss(outputs, labels, label_smoothing=0.1).item() == pytest.approx(by_hand, rel=1e-9)
+    # what Trainer's own label smoother gives with label_smoothing_factor=0.1 and no compute_loss_func
+    assert LabelSmoother(epsilon=0.1)(outputs, labels).item() == pytest.approx(by_hand, rel=1e-6)  # it sums in float32
+    # Mixup's probabilities (each example mixed with another's genre), smoothed the same way
+    mixed = Mixup(3, prob=1.0)(torch.zeros(4, 5), labels, torch.full((4,), 5))[1].double()
+    assert mixed.shape == (4, 3) and (mixed < 1).any()
+    by_hand = _smoothed_cross_entropy_by_hand(logits.numpy(), mixed.numpy(), 0.1)
+    assert cross_entropy_loss(outputs, mixed, label_smoothing=0.1).item() == pytest.approx(by_hand, rel=1e-9)
+
+
 def test_a_corrupt_file_in_a_batch_names_its_track(tracks, tmp_path):
     corrupt = tmp_path / "099134.mp3"
     corrupt.write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00" + bytes(1000))

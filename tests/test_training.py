@@ -14,11 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from datasets import Audio, ClassLabel, Dataset
 from transformers import TrainerCallback, pipeline
 
 from hf_fma import cli, plots
+from hf_fma.checkpoints import FmaTrainer
 from hf_fma.data import load_fma
 from hf_fma.training import (
     RUN_CONFIG_NAME,
@@ -32,6 +34,7 @@ from hf_fma.training import (
 
 from .conftest import REPO_ROOT
 from .test_checkpoints import assert_same_weights
+from .test_features import _smoothed_cross_entropy_by_hand
 
 RECIPES = REPO_ROOT / "recipes"
 CONFIGS = REPO_ROOT / "hf_fma" / "configs"  # shipped in the package
@@ -161,6 +164,36 @@ def test_report_to_a_tracker_that_is_not_installed_fails_at_start_with_the_pip_l
     with pytest.raises(ImportError, match=re.escape("--report_to trackio needs the trackio package: pip install trackio")):
         load_recipe("train_ast").main(argv)
     assert not output_dir.exists()
+
+
+class _StopBeforeTraining(Exception):
+    pass
+
+
+def test_label_smoothing_factor_smooths_the_loss_trainer_trains_on(demo_dir, tmp_path, monkeypatch):
+    trainers = []
+
+    def stop_before_training(trainer, *args, **kwargs):
+        trainers.append(trainer)
+        raise _StopBeforeTraining
+
+    monkeypatch.setattr(FmaTrainer, "train", stop_before_training)
+    arguments = parse_arguments([
+        "--config", str(AST_DEMO), "--data_dir", str(demo_dir), "--output_dir", str(tmp_path / "run"),
+        "--label_smoothing_factor", "0.2", "--mixup_prob", "1", "--feature_mean", "-5", "--feature_std", "4",
+        "--train_eval_samples", "0", "--dataloader_num_workers", "0", "--dataloader_persistent_workers", "false",
+    ])  # fmt: skip
+    with pytest.raises(_StopBeforeTraining):
+        run_training(*arguments)
+    [trainer] = trainers
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert batch["labels"].shape == (16, 8)  # mixup's class probabilities
+    trainer.model.eval()  # the same forward twice
+    with torch.no_grad():
+        loss = trainer.compute_loss(trainer.model, dict(batch)).item()
+        logits = trainer.model(**{key: value for key, value in batch.items() if key != "labels"}).logits
+    by_hand = _smoothed_cross_entropy_by_hand(logits.double().numpy(), batch["labels"].double().numpy(), 0.2)
+    assert loss == pytest.approx(by_hand, rel=1e-5)
 
 
 # --------------------------------------------------------------------------------------------------
