@@ -4,7 +4,8 @@ Each sub-command lives in the module that owns its work and exposes `main(argv) 
 argparse parser, so `hf-fma predict --help` imports only what prediction needs and every module stays
 runnable on its own (`python -m hf_fma.demo ...`). Every command follows transformers' convention
 (`hf_fma.argparsing`): options spelled with underscores (`--data_dir`), the dashed spellings accepted
-too, `--config` always a YAML/JSON file, the dataset config `--dataset_config_name`.
+too, `--config` always a YAML/JSON file, the dataset config `--dataset_config_name`. A user error ends
+any command with one line and exit status 2 (`hf_fma.argparsing.run_command`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib
 import sys
 
 from hf_fma import __version__
+from hf_fma.argparsing import run_command
 
 # name -> (module, function, one-line summary)
 COMMANDS = {
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module_name, function_name, _ = COMMANDS[name]
     command = getattr(importlib.import_module(module_name), function_name)
-    return int(command(rest) or 0)
+    return run_command(f"hf-fma {name}", command, rest)
 
 
 if __name__ == "__main__":

@@ -16,16 +16,24 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from hf_fma.argparsing import run_command
 from hf_fma.hub import HubError, check_push, push_run
 from hf_fma.training import parse_arguments, run_training, setup_logging, summary_line
 
 
-def train_main(argv: Sequence[str] | None = None, model_family: str | None = None) -> int:
+def train_main(argv: Sequence[str] | None = None, model_family: str | None = None, prog: str | None = None) -> int:
     """`python recipes/train_ast.py ...` is `train_main(argv, "ast")`; `recipes/train_cnn.py` is
-    `train_main(argv, "cnn")`; `hf-fma train CONFIG ...` is `train_main(argv)`: the config's model_family."""
+    `train_main(argv, "cnn")`; `hf-fma train CONFIG ...` is `train_main(argv, prog="hf-fma train")`: the
+    config's model_family. A user error (a wrong argument, config or checkpoint, a run already in
+    output_dir, a missing tracker) ends it with one line on stderr and exit status 2, on every process."""
+    prog = prog or Path(sys.argv[0]).name
+    return run_command(prog, lambda argv: _train(argv, model_family, prog), argv)
+
+
+def _train(argv: Sequence[str] | None, model_family: str | None, prog: str) -> int:
     # Arguments: the dataclasses from the --config file (YAML or JSON), overridden by command-line flags.
     defaults = {"model_family": model_family} if model_family else None
-    model_args, data_args, training_args = parse_arguments(argv, defaults=defaults)
+    model_args, data_args, training_args = parse_arguments(argv, defaults=defaults, prog=prog)
     if model_family and model_args.model_family != model_family:
         raise ValueError(
             f"this config trains the {model_args.model_family.upper()}: run recipes/train_{model_args.model_family}.py"

@@ -20,7 +20,8 @@ from hf_fma.configs import CONFIGS_DIR, shipped_configs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`hf-fma train CONFIG [--argument value ...]`: CONFIG as the first argument is `--config CONFIG`."""
+    """`hf-fma train CONFIG [--argument value ...]`: CONFIG as the first argument is `--config CONFIG`; a
+    user error ends it with one line and exit status 2, as every hf-fma command."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         # Without a config every argument would take its default, which downloads fma_small (7.2 GiB).
@@ -30,11 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    if not argv[0].startswith("-"):
-        argv = ["--config", *argv]
     from hf_fma.recipe import train_main  # imported here: `hf-fma configs` needs neither torch nor transformers
 
-    return train_main(argv)
+    return train_main(argv, prog="hf-fma train")
 
 
 def configs_main(argv: Sequence[str] | None = None) -> int:

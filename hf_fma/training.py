@@ -57,7 +57,23 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.integrations import is_tensorboard_available, is_trackio_available, is_wandb_available
+from transformers.integrations import (
+    INTEGRATION_TO_CALLBACK,
+    is_azureml_available,
+    is_clearml_available,
+    is_codecarbon_available,
+    is_comet_available,
+    is_dagshub_available,
+    is_dvclive_available,
+    is_flytekit_available,
+    is_kubeflow_available,
+    is_mlflow_available,
+    is_neptune_available,
+    is_swanlab_available,
+    is_tensorboard_available,
+    is_trackio_available,
+    is_wandb_available,
+)
 from transformers.trainer_utils import get_last_checkpoint
 
 from hf_fma.checkpoints import FmaTrainer, check_checkpoint_matches
@@ -99,9 +115,25 @@ from hf_fma.run_folder import (
 logger = logging.getLogger(__name__)
 
 MODEL_FAMILIES = ("ast", "cnn")
-# The experiment trackers `--report_to` takes that hf-fma's extras install (pyproject: tensorboard, wandb,
-# trackio), with transformers' own test of each; a missing one is found at start, not after the data.
-TRACKERS = {"tensorboard": is_tensorboard_available, "wandb": is_wandb_available, "trackio": is_trackio_available}
+# Every tracker `--report_to` takes (transformers' INTEGRATION_TO_CALLBACK): transformers' own test that it
+# can report, and what it needs. Trainer runs the test only when it is built, after the data is prepared,
+# and some callbacks then fail in their own cleanup (mlflow's): check_arguments runs it at start instead.
+TRACKERS = {
+    "azure_ml": (is_azureml_available, "the azureml-sdk package: pip install azureml-sdk"),
+    "clearml": (is_clearml_available, "the clearml package: pip install clearml"),
+    "codecarbon": (is_codecarbon_available, "the codecarbon package: pip install codecarbon"),
+    "comet_ml": (is_comet_available, "the comet-ml package and COMET_API_KEY set: pip install comet-ml"),
+    "dagshub": (is_dagshub_available, "the dagshub and mlflow packages: pip install dagshub mlflow"),
+    "dvclive": (is_dvclive_available, "the dvclive package: pip install dvclive"),
+    "flyte": (is_flytekit_available, "the flytekit package: pip install flytekit"),
+    "kubeflow": (is_kubeflow_available, "a Kubeflow TrainJob, which sets KUBEFLOW_TRAINER_SERVER_URL"),
+    "mlflow": (is_mlflow_available, "the mlflow package: pip install mlflow"),
+    "neptune": (is_neptune_available, "the neptune package: pip install neptune"),
+    "swanlab": (is_swanlab_available, "the swanlab package: pip install swanlab"),
+    "tensorboard": (is_tensorboard_available, "the tensorboard package: pip install tensorboard"),
+    "trackio": (is_trackio_available, "the trackio package: pip install trackio"),
+    "wandb": (is_wandb_available, "the wandb package: pip install wandb"),
+}
 
 
 @dataclass
@@ -246,19 +278,21 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def parse_arguments(
-    argv: Sequence[str] | None = None, defaults: Mapping[str, Any] | None = None
+    argv: Sequence[str] | None = None, defaults: Mapping[str, Any] | None = None, prog: str | None = None
 ) -> tuple[ModelArguments, DataArguments, FmaTrainingArguments]:
-    """The three argument dataclasses from `--config FILE` (YAML or JSON, or a lone FILE argument as in
-    transformers' examples) and command-line flags, which override the file. `defaults` (a recipe's) sit
-    under both.
+    """The three argument dataclasses from `--config FILE` (YAML or JSON, or the name of a shipped config;
+    a first argument that is no flag is that FILE, as in transformers' examples) and command-line flags,
+    which override the file. `defaults` (a recipe's) sit under both; `prog` names the command in --help.
 
     The file's values become the parser's defaults, so `HfArgumentParser` still types and checks every
-    flag; keys that are no argument fail with the list of unknown ones.
+    flag; keys that are no argument fail with the list of unknown ones, and TrainingArguments' own checks
+    of their combination fail as ValueError naming the arguments.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json")):
-        argv = ["--config", argv[0]]
-    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    if argv and not argv[0].startswith("-"):
+        argv = ["--config", *argv]
+    # The usage line argparse would write lists every one of TrainingArguments' options.
+    parser = HfArgumentParser(ARGUMENT_CLASSES, prog=prog, usage="%(prog)s CONFIG [--argument value ...]")
     parser.add_argument(
         "--config",
         help=f"YAML or JSON file of arguments, or a shipped config's name ({', '.join(training_configs())}); "
@@ -277,9 +311,31 @@ def parse_arguments(
             "`hf-fma train --help` for the valid names"
         )
     parser.set_defaults(**values)
-    *arguments, _config_flag = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    try:
+        *arguments, _config_flag = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    except ValueError as error:  # TrainingArguments.__post_init__ on a combination of arguments
+        raise ValueError(f"bad arguments: {error}") from error
     model_args, data_args, training_args = arguments
+    check_no_stage_switches(argv, training_args)
     return model_args, data_args, training_args
+
+
+def check_no_stage_switches(argv: Sequence[str], training_args: TrainingArguments) -> None:
+    """Refuse `--do_train`, `--do_eval` and `--do_predict`, which choose the stages of transformers' example
+    scripts (eval-only with `--do_eval` alone, say): an hf-fma run is always all of them, training, the
+    validation of every eval_strategy and the test of the best model, because a run is finished only with
+    its test metrics (which the card, the results table and the study read). Accepted, they would be
+    ignored. do_eval is refused only as a flag: TrainingArguments sets it from eval_strategy itself, and
+    run_config.yaml records it so."""
+    switches = [name for name in ("do_train", "do_predict") if getattr(training_args, name)]
+    if any(item.split("=", 1)[0] in ("--do_eval", "--do-eval") for item in argv):
+        switches.append("do_eval")
+    if switches:
+        raise ValueError(
+            f"{', '.join('--' + name for name in switches)}: an hf-fma run always trains, validates and tests the "
+            "best model, so these stage switches of transformers' example scripts are not taken; drop them "
+            "(`hf-fma evaluate MODEL` evaluates a saved one, `hf-fma predict` classifies files)"
+        )
 
 
 def _config_path(argv: Sequence[str]) -> str | None:
@@ -357,13 +413,15 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
             f"eval_crops must be >= 1 and crop_seconds > 0, got {data_args.eval_crops} and {data_args.crop_seconds}"
         )
     crop_frames(data_args.crop_seconds)  # raises now, not after the fbank statistics, unless whole 10 ms hops
-    for tracker in training_args.report_to or ():
-        # transformers finds a missing tracker only when the Trainer is built, after the data is prepared.
-        if tracker in TRACKERS and not TRACKERS[tracker]():
-            raise ImportError(
-                f"--report_to {tracker} needs the {tracker} package: pip install {tracker} (from a clone of hf-fma: "
-                f'pip install -e ".[{tracker}]")'
+    for tracker in training_args.report_to or ():  # TrainingArguments made "all" the available ones
+        if tracker not in INTEGRATION_TO_CALLBACK:
+            raise ValueError(
+                f"--report_to {tracker}: transformers knows no such tracker; valid: all, none, "
+                f"{', '.join(INTEGRATION_TO_CALLBACK)}"
             )
+        is_available, needs = TRACKERS.get(tracker, (None, None))  # one newer than this table: Trainer checks it
+        if is_available is not None and not is_available():
+            raise ImportError(f"--report_to {tracker} needs {needs}")
     launched = int(os.environ.get("WORLD_SIZE", 1))
     if launched > training_args.world_size:
         # Otherwise every process trains alone on all the data and they overwrite each other's output.

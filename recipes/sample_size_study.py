@@ -35,6 +35,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from hf_fma.argparsing import run_command
 from hf_fma.reporting import (
     DEFAULT_TABLE_METRIC,
     find_runs,
@@ -54,6 +55,11 @@ def run_dir_name(size: int, seed: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A user error (a wrong size, argument or config) ends the study with one line and exit status 2.
+    return run_command(Path(sys.argv[0]).name, study, argv)
+
+
+def study(argv: list[str] | None) -> int:
     # Arguments: the study's own; everything else is the training recipe's (config file and overrides).
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=False)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(STUDY_SIZES), help="training tracks per run")

@@ -67,3 +67,86 @@ def test_import_hf_fma_and_load_fma_need_neither_torch_nor_transformers():
 def test_train_without_a_config_asks_for_one_instead_of_downloading_fma(capsys):
     assert cli.main(["train"]) == 2
     assert "usage: hf-fma train CONFIG" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------
+# `hf-fma train`: user errors end with one line and exit status 2, before any data is read
+# --------------------------------------------------------------------------------------------------
+
+
+def train_error_line(capsys, *argv) -> str:
+    """The one stderr line `hf-fma train ARGV` ends with, having exited with status 2."""
+    assert cli.main(["train", *argv]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("hf-fma train: ")
+    return line
+
+
+def test_train_user_errors_end_with_one_line(tmp_path, capsys):
+    (tmp_path / "typo.yaml").write_text("model_family: ast\nlearning_rat: 0.1\n")
+    finished = tmp_path / "finished"
+    finished.mkdir()
+    (finished / "all_results.json").write_text("{}")
+    data_dir = str(tmp_path)  # a folder: the checks below come before the data is read
+    assert "it is not the name of a shipped config (ast_demo, " in train_error_line(capsys, "ast_dem")
+    assert "unknown argument(s) learning_rat" in train_error_line(capsys, str(tmp_path / "typo.yaml"))
+    line = train_error_line(capsys, "ast_demo", "--data_dir", data_dir, "--output_dir", str(finished))
+    assert f"output_dir {finished} already holds a" in line
+    line = train_error_line(capsys, "ast_demo", "--data_dir", data_dir, "--eval_strategy", "no")
+    assert "--load_best_model_at_end requires the save and eval strategy to match" in line  # TrainingArguments'
+    line = train_error_line(capsys, "ast_demo", "--data_dir", data_dir, "--do_train", "--do_eval")
+    assert "--do_train, --do_eval: an hf-fma run always trains, validates and tests the best model" in line
+    line = train_error_line(capsys, "ast_demo", "--data_dir", data_dir, "--report_to", "mlfow")
+    assert "--report_to mlfow: transformers knows no such tracker; valid: all, none, " in line
+
+
+# Each tracker transformers' Trainer reports to, and its pip package as transformers' own callback names it.
+PIP_PACKAGES = {"azure_ml": "azureml-sdk", "comet_ml": "comet-ml", "flyte": "flytekit", "mlflow": "mlflow", "wandb": "wandb"}
+
+
+def test_report_to_a_tracker_that_is_not_installed_fails_at_start_with_its_pip_line(tmp_path, capsys):
+    from transformers.integrations import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
+
+    available = set(get_available_reporting_integrations())
+    missing = [name for name in INTEGRATION_TO_CALLBACK if name not in available and name not in ("flyte", "kubeflow")]
+    assert "mlflow" in missing  # not installed in the test environments: the one the issue found
+    for name in missing:
+        line = train_error_line(capsys, "ast_demo", "--data_dir", str(tmp_path), "--report_to", name)
+        assert f"--report_to {name} needs " in line, name
+        if name in PIP_PACKAGES:
+            assert line.endswith(f"pip install {PIP_PACKAGES[name]}"), line
+
+
+def test_a_library_error_in_training_keeps_its_traceback(tmp_path, monkeypatch):
+    import numpy as np
+
+    from hf_fma import recipe
+
+    monkeypatch.setattr(recipe, "run_training", lambda *arguments: np.zeros(2).reshape(3))  # a bug, not bad input
+    with pytest.raises(ValueError, match="cannot reshape"):
+        cli.main(["train", "ast_demo", "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "run")])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "-m", "hf_fma.train"],
+        [sys.executable, "-m", "accelerate.commands.launch", "--quiet", "--config_file",
+         str(CONFIGS_DIR / "accelerate" / "cpu.yaml"), "-m", "hf_fma.train"],
+    ],
+    ids=["python -m hf_fma.train", "accelerate launch"],  # the recipes: test_training
+)  # fmt: skip
+def test_every_training_entry_point_ends_a_user_error_with_one_line(command, tmp_path):
+    result = subprocess.run([*command, "ast_demo", "--output_dir", str(tmp_path / "run"), "--do_predict"],
+                            capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    ours = [line for line in result.stderr.splitlines() if "--do_predict: an hf-fma run always trains" in line]
+    assert len(ours) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.returncode == (1 if "accelerate.commands.launch" in command else 2)  # accelerate's: 1 for any
+
+
+def test_train_help_shows_the_config_in_its_usage_line(capsys):
+    with pytest.raises(SystemExit) as exit_status:
+        cli.main(["train", "--help"])
+    assert exit_status.value.code == 0
+    assert capsys.readouterr().out.splitlines()[0] == "usage: hf-fma train CONFIG [--argument value ...]"
