@@ -11,7 +11,7 @@ binary reads (MP3, WAV, FLAC, OGG, M4A, ...):
 
     >>> from hf_fma.predict import predict_files
     >>> [result] = predict_files("runs/ast-small", ["song.mp3"], top_k=3)
-    >>> result.predictions   # [{"label": "Rock", "score": 0.71}, ...], the pipeline's format
+    >>> result["predictions"]   # [{"label": "Rock", "score": 0.71}, ...], the pipeline's format
 
 A whole track is classified from windows laid across it, each as long as the model's training crop (the
 feature extractor's `max_length` frames, 5.0 s for max_length=500): adjacent by default, `--hop` to overlap
@@ -44,8 +44,8 @@ import sys
 import tempfile
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -86,11 +86,14 @@ OUTPUT_FORMATS = ("table", "jsonl", "csv")
 
 
 @dataclass
-class FilePrediction:
+class FilePrediction(Mapping):
     """The outcome for one file: top-k `predictions` ({"label", "score"}, best first, as the audio pipeline
     gives them) or an `error` saying why not; a `warning` when some audio was left out (silent windows, a
     truncated file). `duration`: seconds of audio in the file (what decodes, when that is less than its
-    header declares); `windows`: how many windows were averaged."""
+    header declares); `windows`: how many windows were averaged.
+
+    It reads like the pipeline's dicts, `result["predictions"]`, `dict(result)`, and by attribute,
+    `result.predictions`."""
 
     file: str
     predictions: list[dict[str, Any]] = field(default_factory=list)
@@ -102,6 +105,17 @@ class FilePrediction:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in list(self):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (item.name for item in fields(self))
+
+    def __len__(self) -> int:
+        return len(fields(self))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -258,6 +258,20 @@ def test_the_saved_model_classifies_a_file_through_pipeline(ast_run, demo_dir):
     assert sum(prediction["score"] for prediction in predictions) == pytest.approx(1.0, abs=1e-4)
 
 
+def test_predict_files_results_read_like_the_pipelines_dicts(ast_run, fma_sample):
+    from hf_fma.predict import predict_files
+
+    output_dir, _ = ast_run
+    path = fma_sample / "fma_small" / "000" / "000002.mp3"  # a real FMA MP3, 10 s: 4 windows of 3 s, the last to its end
+    [result] = predict_files(output_dir, [path], top_k=3, device="cpu")
+    top = result["predictions"]
+    assert [sorted(prediction) for prediction in top] == [["label", "score"]] * 3  # the pipeline's keys
+    assert [prediction["score"] for prediction in top] == sorted((p["score"] for p in top), reverse=True)
+    assert dict(result) == {"file": str(path), "predictions": top, "duration": pytest.approx(10, abs=0.1),
+                            "windows": 4, "error": None, "warning": None}  # fmt: skip
+    assert result["predictions"] is result.predictions  # attribute access, as before
+
+
 def test_classify_with_pipeline_reports_a_bad_file_and_classifies_the_others(ast_run, demo_dir, tmp_path):
     output_dir, _ = ast_run
     not_audio = tmp_path / "notes.mp3"
