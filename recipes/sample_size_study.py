@@ -55,7 +55,8 @@ def run_dir_name(size: int, seed: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # A user error (a wrong size, argument or config) ends the study with one line and exit status 2.
+    # A user error (a wrong training argument or config, a run folder in the way) ends the study with one
+    # line and exit status 2.
     return run_command(Path(sys.argv[0]).name, study, argv)
 
 
@@ -73,7 +74,7 @@ def study(argv: list[str] | None) -> int:
         return 0
     study_args, training_argv = parser.parse_known_args(argv)
     if min(study_args.sizes) < 1:
-        raise ValueError(f"--sizes must be positive numbers of tracks, got {study_args.sizes}")
+        parser.error(f"--sizes must be positive numbers of tracks, got {study_args.sizes}")
 
     # Runs: one training run per (size, seed); finished ones are skipped, unfinished ones resumed or retrained.
     for size in sorted(set(study_args.sizes)):
