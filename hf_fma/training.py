@@ -292,7 +292,13 @@ def parse_arguments(
     if argv and not argv[0].startswith("-"):
         argv = ["--config", *argv]
     # The usage line argparse would write lists every one of TrainingArguments' options.
-    parser = HfArgumentParser(ARGUMENT_CLASSES, prog=prog, usage="%(prog)s CONFIG [--argument value ...]")
+    parser = HfArgumentParser(
+        ARGUMENT_CLASSES,
+        prog=prog,
+        usage="%(prog)s CONFIG [--argument value ...]",
+        description="CONFIG (or --config CONFIG): a YAML/JSON file of arguments or a shipped config's name "
+        "(`hf-fma configs`); the flags below override it.",
+    )
     parser.add_argument(
         "--config",
         help=f"YAML or JSON file of arguments, or a shipped config's name ({', '.join(training_configs())}); "
