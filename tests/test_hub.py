@@ -433,3 +433,18 @@ def test_evaluate_and_push_refresh_the_run_card(tiny_runs, demo_dir, in_memory_h
     local = ModelCard.load(run_dir / "README.md")  # with the licence and dataset the published card gives
     published = ModelCard(in_memory_hub.repositories["model", "me/cnn-fma-demo"]["README.md"].decode())
     assert (local.data.license, local.data.datasets) == (published.data.license, published.data.datasets) == ("mit", ["me/fma"])
+
+
+def test_evaluate_without_matplotlib_writes_the_reports_and_names_the_extra(tiny_runs, demo_dir, monkeypatch, tmp_path, capsys):
+    from hf_fma.reporting import evaluate_main
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import matplotlib.figure now fails
+    argv = [str(tiny_runs["cnn"]), "--data_dir", str(demo_dir), "--n_crops", "2", "--max_tracks", "8", "--device", "cpu",
+            "--output_dir", str(tmp_path)]  # fmt: skip
+    assert evaluate_main(argv) == 0
+    assert json.loads((tmp_path / "evaluation_small_test.json").read_text())["num_tracks"] == 8
+    assert (tmp_path / "evaluation_small_test.md").is_file()
+    assert not (tmp_path / "confusion_matrix_small_test.png").exists()
+    notes = [line for line in capsys.readouterr().err.splitlines() if "matplotlib" in line]
+    assert notes == ['hf-fma evaluate: no confusion-matrix figure: Plots need matplotlib, an optional extra of hf-fma: '
+                     'pip install "hf-fma[plots]"']
