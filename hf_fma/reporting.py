@@ -141,6 +141,12 @@ class Run:
         return None if tracks is None else int(tracks)
 
     @property
+    def synthesized_demo(self) -> bool:
+        """Whether the run trained on `hf-fma make-demo`'s synthesized FMA, as training recorded from the
+        data itself (the demo archives' zip comment, or an export of them)."""
+        return bool(self.results.get("synthesized_demo_data", False))
+
+    @property
     def seed(self) -> int | None:
         return self.run_config.get("seed")
 
@@ -460,6 +466,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         crop_seconds=args.crop_seconds,
+        progress=True,
     )
     evaluation = {"model": str(args.model), "dataset_config": args.dataset_config_name, "split": args.split, **evaluation}
     output_dir = args.output_dir or (args.model if Path(args.model).is_dir() else Path("evaluation") / Path(args.model).name)
