@@ -1020,6 +1020,17 @@ def _parallel_map(function: Callable, items: Iterable, workers: int) -> list:
         return list(pool.map(function, items))
 
 
+def _counted(function: Callable, bar: tqdm) -> Callable:
+    """function, advancing the progress bar by one per call (tqdm's updates are thread-safe)."""
+
+    def call(*args):
+        result = function(*args)
+        bar.update()
+        return result
+
+    return call
+
+
 def make_demo(out_dir: str | os.PathLike, seed: int = 0, *, clip_seconds: float = DEMO_CLIP_SECONDS,
               workers: int = 2, progress: bool = False) -> Path:
     """Write the demo FMA (fma_metadata.zip and fma_{small,medium,large,full}.zip) into out_dir.
@@ -1045,16 +1056,7 @@ def make_demo(out_dir: str | os.PathLike, seed: int = 0, *, clip_seconds: float 
 
     tracks = _plan_tracks(seed)
     bar = tqdm(total=len(tracks) + len(ARCHIVES), desc="make-demo", unit="file", disable=not progress)
-
-    def counted(function: Callable) -> Callable:
-        def call(*args):
-            result = function(*args)
-            bar.update()  # tqdm's updates are thread-safe
-            return result
-
-        return call
-
-    files = _parallel_map(counted(lambda track: _audio_file(track, seed, clip_seconds)), tracks, workers)
+    files = _parallel_map(_counted(lambda track: _audio_file(track, seed, clip_seconds), bar), tracks, workers)
     audio = {track.track_id: data for track, data in zip(tracks, files)}
 
     def audio_members(subset: str) -> list[tuple[str, bytes]]:
@@ -1067,7 +1069,7 @@ def make_demo(out_dir: str | os.PathLike, seed: int = 0, *, clip_seconds: float 
         *((out_dir / ARCHIVES[s].filename, audio_members(s)) for s in ("full", "large", "medium", "small")),
         (out_dir / ARCHIVES["metadata"].filename, metadata_members),
     ]
-    _parallel_map(counted(lambda archive: _write_archive(*archive)), archives, workers)
+    _parallel_map(_counted(lambda archive: _write_archive(*archive), bar), archives, workers)
     bar.close()
     _write_examples(out_dir / DEMO_EXAMPLES_FOLDER, tracks, audio)
     return out_dir

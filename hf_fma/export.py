@@ -36,8 +36,8 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets.table import embed_table_storage
-from datasets.utils.tqdm import tqdm  # off when datasets' bars are (HF_DATASETS_DISABLE_PROGRESS_BARS)
 from datasets.utils.py_utils import convert_file_size_to_int
+from datasets.utils.tqdm import tqdm  # off when datasets' bars are (HF_DATASETS_DISABLE_PROGRESS_BARS)
 
 from hf_fma.data import DATASET_CONFIGS, is_demo_data, load_fma
 from hf_fma.metadata import SPLIT_NAMES
