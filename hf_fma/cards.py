@@ -17,6 +17,7 @@ training time and hardware. Its metadata is a `ModelCardData` (`model-index` res
 
 from __future__ import annotations
 
+import shlex
 import tempfile
 from collections import Counter
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from hf_fma.geometry import SAMPLING_RATE
 from hf_fma.reporting import Run, evaluation_markdown
 from hf_fma.run_folder import (
     LEARNING_CURVES_NAME,
+    RUN_CONFIG_NAME,
     TRAINER_STATE_NAME,
     confusion_matrix_name,
     evaluation_json_name,
@@ -39,10 +41,16 @@ from hf_fma.run_folder import (
 TEMPLATES_DIR = Path(__file__).resolve().parent / "model_cards"
 MODEL_CARD_TEMPLATES = {"AST": "ast_model_card.md", "CNN": "cnn_model_card.md"}
 DATASET_CARD_TEMPLATE = "dataset_card.md"
-DEFAULT_LICENSE = "apache-2.0"
+# FMA's tracks are under their artists' Creative Commons licences, many non-commercial and share-alike:
+# a permissive default would grant uses of the model that the audio it learned from does not allow.
+DEFAULT_LICENSE = "cc-by-nc-sa-4.0"
 # A model-index names its dataset by a `type`; FMA trained from the archives (no Hub dataset) goes by its
-# Papers with Code id, and the card links FMA's own page.
+# Papers with Code id, and the card links FMA's own page. A run on the synthesized demo must not be
+# indexed as FMA's.
 FMA_DATASET_TYPE = "fma"
+DEMO_DATASET_TYPE = "hf-fma-demo"
+# Stands, in a published card's commands, for the reader's folders (the training machine's are not shown).
+DATA_DIR_PLACEHOLDER = "DIR"
 
 
 def render_template(template_name: str, card_data, **context: Any) -> str:
@@ -161,6 +169,25 @@ def hub_dataset_id(run: Run) -> str | None:
     return name
 
 
+def reproduce_commands(run: Run, model_id: str, published: bool) -> dict[str, str]:
+    """The card's commands that repeat the run and its test evaluation, with every option they need: the
+    data, and the tracks the run's evaluation sampled (`max_eval_samples`, drawn with its seed). In the
+    run folder's own card they run as written; a published card's have DIR for the reader's data folder
+    (run_config.yaml is the repository's, without the training machine's paths)."""
+    config = run.run_config
+    data_dir = None if published else config.get("data_dir")
+    data = ["--data_dir", data_dir or DATA_DIR_PLACEHOLDER]
+    train = ["hf-fma", "train", "run_config.yaml" if published else str(Path(model_id) / RUN_CONFIG_NAME)]
+    if published and hub_dataset_id(run) is None:  # a published config keeps only a Hub dataset_name
+        train += data
+    train += ["--output_dir", "rerun"]  # never over the run itself
+    evaluate = ["hf-fma", "evaluate", model_id, "--dataset_config_name", run.dataset, "--split", "test"]
+    evaluate += ["--n_crops", str(require_test_evaluation(run)["n_crops"]), *data]
+    if config.get("max_eval_samples") is not None and not config.get("streaming"):
+        evaluate += ["--max_tracks", str(config["max_eval_samples"]), "--seed", str(config.get("seed", 0))]
+    return {"train": shlex.join(train), "evaluate": shlex.join(evaluate), "data_dir_placeholder": DATA_DIR_PLACEHOLDER in train + evaluate}
+
+
 def require_test_evaluation(run: Run) -> dict[str, Any]:
     """The run's test-split evaluation on the dataset config it trained on, which every card reports (never
     one of another config, see `Run.evaluation`); missing, the error says how to make it."""
@@ -189,6 +216,7 @@ def model_card(
         writes the card among its staged files, for the run folder they move into).
     dataset_id: the Hub dataset the run trained on (the card's `datasets`); by default the run's
     `dataset_name` when that is a Hub id, and none (FMA's own page is linked) for runs on the archives.
+    license: the model's licence (default: DEFAULT_LICENSE, which the card explains).
     figures: {"learning_curves": file, "confusion_matrix": file} to show, relative to the card; by default
     the ones present in the run folder.
     """
@@ -202,13 +230,14 @@ def model_card(
     model_id = repo_id or str(location or run.path)
     model_name = model_id.rstrip("/").split("/")[-1]
     config = run.dataset
-    dataset_name = f"FMA {config}"
+    demo = run.synthesized_demo
+    dataset_name = f"synthesized demo data in FMA {config}'s layout" if demo else f"FMA {config}"
 
     def result(metric_type: str, value: float, level: str, label: str) -> EvalResult:
         return EvalResult(
             task_type="audio-classification",
             task_name="Music genre classification",
-            dataset_type=dataset_id or FMA_DATASET_TYPE,
+            dataset_type=dataset_id or (DEMO_DATASET_TYPE if demo else FMA_DATASET_TYPE),
             dataset_name=dataset_name,
             dataset_config=config,
             dataset_split="test",
@@ -244,10 +273,14 @@ def model_card(
     frames, mel_bins = run.input_shape
     features = run.feature_config
     context = dict(
-        title=f"{run.family} music-genre classifier for FMA {config}" + (f": {model_name}" if repo_id else ""),
+        title=f"{run.family} music-genre classifier for FMA {config}"
+        + (" trained on synthesized demo data" if demo else "")
+        + (f": {model_name}" if repo_id else ""),
         family=run.family,
         model_id=model_id,
         license=license,
+        default_license=DEFAULT_LICENSE,
+        reproduce=reproduce_commands(run, model_id, published=repo_id is not None),
         labels=evaluation["labels"],
         preset=run.model_name,
         preset_description=preset_description,
@@ -264,6 +297,7 @@ def model_card(
         dataset=dict(
             id=dataset_id,
             config=config,
+            demo=demo,
             train_tracks=run.training_tracks if run.training_tracks is not None else "all",
             validation_tracks=run.results.get("validation_tracks", "?"),
             test_tracks=evaluation["num_tracks"],
@@ -304,13 +338,17 @@ def write_run_card(
     repo_id: str | None = None,
     location: str | Path | None = None,
     dataset_id: str | None = None,
-    license: str = DEFAULT_LICENSE,
+    license: str | None = None,
 ) -> Path:
     """Write the run's model card as README.md into its folder (training, `hf-fma evaluate` and `hf-fma
     push` call it), so that the folder is a complete model repository however it is uploaded. The
-    arguments: see `model_card`."""
+    arguments: see `model_card`; without a licence, the folder's card keeps the one it has (the one
+    `hf-fma push --license` published), else DEFAULT_LICENSE."""
+    path = Path(run_dir) / "README.md"
+    if license is None:
+        license = (ModelCard.load(path).data.license if path.is_file() else None) or DEFAULT_LICENSE
     card = model_card(run_dir, repo_id=repo_id, dataset_id=dataset_id, license=license, location=location)
-    return write_text_atomic(Path(run_dir) / "README.md", card.content)
+    return write_text_atomic(path, card.content)
 
 
 def _trainer_state(run_dir: Path) -> dict[str, Any]:
@@ -366,17 +404,19 @@ def dataset_card(export_dir: str | Path, repo_id: str | None = None, configs: li
     # A builder only to read its DatasetInfo; its cache folder (lock files) is thrown away.
     with tempfile.TemporaryDirectory() as cache_dir:
         info = Fma(config_name=configs[0].name, cache_dir=cache_dir).info
+    # The rows say whether they are `hf-fma make-demo`'s (see hf_fma.export.DEMO_SCHEMA_KEY).
+    demo = any(config.synthesized_demo for config in configs)
     card_data = DatasetCardData(
-        pretty_name="Free Music Archive (FMA)",
+        pretty_name="Synthesized demo data in the layout of FMA (hf-fma make-demo)" if demo else "Free Music Archive (FMA)",
         # No single licence: every track carries its artist's (the `license` column), the metadata CC BY 4.0.
         license="other",
         license_name="creative-commons-per-track",
         license_link=info.homepage,
         task_categories=["audio-classification"],
-        tags=["music", "music-genre-classification", "fma"],
+        tags=["music", "music-genre-classification", "fma"] + (["synthetic"] if demo else []),
         size_categories=[_size_category(sum(config.num_examples for config in configs))],
-        source_datasets=["original"],
-        paperswithcode_id="fma",
+        source_datasets=None if demo else ["original"],
+        paperswithcode_id=None if demo else "fma",
         configs=[{"config_name": config.name, "data_files": config.data_files()} for config in configs],
     )
     DatasetInfosDict({config.name: config.dataset_info() for config in configs}).to_dataset_card_data(card_data)
@@ -387,6 +427,7 @@ def dataset_card(export_dir: str | Path, repo_id: str | None = None, configs: li
         card_data,
         pretty_name=card_data.pretty_name,
         repo_id=repo_id or str(export_dir),
+        demo=demo,
         description=info.description.strip(),
         configs=[
             {
@@ -405,4 +446,12 @@ def dataset_card(export_dir: str | Path, repo_id: str | None = None, configs: li
     return DatasetCard(content)
 
 
-__all__ = ["dataset_card", "hub_dataset_id", "model_card", "render_template", "require_test_evaluation", "write_run_card"]
+__all__ = [
+    "dataset_card",
+    "hub_dataset_id",
+    "model_card",
+    "render_template",
+    "reproduce_commands",
+    "require_test_evaluation",
+    "write_run_card",
+]

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import datasets
 
-from hf_fma.hf_fma import Fma
+from hf_fma.hf_fma import Fma, _is_demo_archive
+from hf_fma.metadata import ARCHIVES
 
 # The builder's source files: their hash names the prepared Arrow cache, as `load_dataset` names it by
 # the loading script's hash, so that a changed builder never reads a cache an older one wrote.
@@ -83,4 +84,15 @@ def load_fma(
     return builder.as_dataset(split=split)
 
 
-__all__ = ["DATASET_CONFIGS", "load_fma"]
+def is_demo_data(data_dir: str | os.PathLike | None) -> bool:
+    """Whether `data_dir` holds `hf-fma make-demo`'s synthesized FMA rather than the official archives:
+    the demo's fma_metadata.zip, which every config reads, says so in its zip comment. An extracted
+    fma_metadata/ folder (which the builder reads first) keeps no comment and counts as official."""
+    if data_dir is None:
+        return False
+    data_dir = Path(data_dir).expanduser()
+    metadata = ARCHIVES["metadata"]
+    return not (data_dir / metadata.name).is_dir() and _is_demo_archive(str(data_dir / metadata.filename))
+
+
+__all__ = ["DATASET_CONFIGS", "is_demo_data", "load_fma"]

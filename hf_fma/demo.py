@@ -56,6 +56,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+# datasets' tqdm, as every hf-fma command's bar: off with datasets.disable_progress_bars() or
+# HF_DATASETS_DISABLE_PROGRESS_BARS=1.
+from datasets.utils.tqdm import tqdm
 
 from hf_fma.argparsing import ArgumentParser
 from hf_fma.metadata import ARCHIVES, DEMO_ARCHIVE_COMMENT, KNOWN_BAD_TRACK_IDS, SMALL_GENRES, SUBSETS, audio_path
@@ -1017,12 +1020,24 @@ def _parallel_map(function: Callable, items: Iterable, workers: int) -> list:
         return list(pool.map(function, items))
 
 
+def _counted(function: Callable, bar: tqdm) -> Callable:
+    """function, advancing the progress bar by one per call (tqdm's updates are thread-safe)."""
+
+    def call(*args):
+        result = function(*args)
+        bar.update()
+        return result
+
+    return call
+
+
 def make_demo(out_dir: str | os.PathLike, seed: int = 0, *, clip_seconds: float = DEMO_CLIP_SECONDS,
-              workers: int = 2) -> Path:
+              workers: int = 2, progress: bool = False) -> Path:
     """Write the demo FMA (fma_metadata.zip and fma_{small,medium,large,full}.zip) into out_dir.
 
     Existing demo archives in out_dir are replaced; nothing else there is touched. Returns out_dir.
     `workers` threads share synthesis, encoding and compression; the output does not depend on it.
+    `progress`: a bar of the audio files and archives written, on stderr.
 
     >>> from hf_fma.demo import make_demo
     >>> make_demo("demo_data")
@@ -1040,7 +1055,8 @@ def make_demo(out_dir: str | os.PathLike, seed: int = 0, *, clip_seconds: float 
     out_dir.mkdir(parents=True, exist_ok=True)
 
     tracks = _plan_tracks(seed)
-    files = _parallel_map(lambda track: _audio_file(track, seed, clip_seconds), tracks, workers)
+    bar = tqdm(total=len(tracks) + len(ARCHIVES), desc="make-demo", unit="file", disable=not progress)
+    files = _parallel_map(_counted(lambda track: _audio_file(track, seed, clip_seconds), bar), tracks, workers)
     audio = {track.track_id: data for track, data in zip(tracks, files)}
 
     def audio_members(subset: str) -> list[tuple[str, bytes]]:
@@ -1053,7 +1069,8 @@ def make_demo(out_dir: str | os.PathLike, seed: int = 0, *, clip_seconds: float 
         *((out_dir / ARCHIVES[s].filename, audio_members(s)) for s in ("full", "large", "medium", "small")),
         (out_dir / ARCHIVES["metadata"].filename, metadata_members),
     ]
-    _parallel_map(lambda archive: _write_archive(*archive), archives, workers)
+    _parallel_map(_counted(lambda archive: _write_archive(*archive), bar), archives, workers)
+    bar.close()
     _write_examples(out_dir / DEMO_EXAMPLES_FOLDER, tracks, audio)
     return out_dir
 
@@ -1084,7 +1101,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
-        out_dir = make_demo(args.out_dir, args.seed, clip_seconds=args.clip_seconds, workers=args.workers)
+        out_dir = make_demo(args.out_dir, args.seed, clip_seconds=args.clip_seconds, workers=args.workers, progress=True)
     except ValueError as error:
         parser.error(str(error))
     sizes = {p.name: p.stat().st_size for p in sorted(out_dir.glob("fma_*.zip"))}

@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from datasets import Audio
 from datasets.distributed import split_dataset_by_node
+# datasets' tqdm: off when datasets' bars are (`datasets.disable_progress_bars()`, HF_DATASETS_DISABLE_PROGRESS_BARS).
+from datasets.utils.tqdm import tqdm
 
 from hf_fma.features import AudioCropTransform, FbankCollator, expand_crops
 from hf_fma.geometry import frames_to_seconds
@@ -104,9 +106,11 @@ def predict_crops(
     batch_size: int = 32,
     num_workers: int = 0,
     crop_seconds: float | None = None,
+    progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Logits of `n_crops` evenly spaced crops of every track of this process's share of the dataset:
-    {"track_id": (clips,), "label": (clips,) dataset genre indices, "logits": (clips, num_labels)}."""
+    {"track_id": (clips,), "label": (clips,) dataset genre indices, "logits": (clips, num_labels)}.
+    progress: a bar of the crops scored, on stderr."""
     crop_seconds = extractor_crop_seconds(feature_extractor) if crop_seconds is None else crop_seconds
     crops = expand_crops(dataset, n_crops)
     crops = with_crop_transform(
@@ -118,11 +122,14 @@ def predict_crops(
     was_training = model.training
     model.eval()
     track_ids, labels, logits = [], [], []
-    for batch in loader:
-        track_ids.append(batch["track_id"].numpy())
-        labels.append(batch["labels"].numpy())
-        outputs = model(input_values=batch["input_values"].to(device))
-        logits.append(outputs.logits.float().cpu().numpy())  # (batch, num_labels)
+    total = len(crops) if isinstance(crops, datasets.Dataset) else None  # a stream has no length
+    with tqdm(total=total, desc="evaluating", unit="crop", disable=not progress) as bar:
+        for batch in loader:
+            track_ids.append(batch["track_id"].numpy())
+            labels.append(batch["labels"].numpy())
+            outputs = model(input_values=batch["input_values"].to(device))
+            logits.append(outputs.logits.float().cpu().numpy())  # (batch, num_labels)
+            bar.update(len(batch["track_id"]))
     model.train(was_training)
     num_labels = model.config.num_labels
     return {
@@ -158,12 +165,14 @@ def evaluate_model(
     batch_size: int = 32,
     num_workers: int = 0,
     crop_seconds: float | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Clip- and track-level metrics of `model` on an FMA split (tracks without a genre are left out).
 
     model: an `AutoModelForAudioClassification` model (AST or the CNN) on any device; feature_extractor:
     its extractor (`FmaASTFeatureExtractor` or `ASTFeatureExtractor`); dataset: a split of the hf_fma
-    dataset, audio decoded or not. crop_seconds defaults to the extractor's `max_length` frames.
+    dataset, audio decoded or not. crop_seconds defaults to the extractor's `max_length` frames. progress:
+    a bar of the crops scored, on stderr.
 
     Returns {"labels": genre names in model label order, "n_crops", "crop_seconds", "num_tracks",
     "num_clips", "clip": {...}, "track": {...}, "tracks": {"track_id", "label", "predicted"} lists}, each
@@ -181,7 +190,7 @@ def evaluate_model(
         # Whole tracks per process: a track's crops are averaged where they were predicted.
         dataset = _process_share(dataset, torch.distributed.get_rank(), torch.distributed.get_world_size())
     crops = _gather(
-        predict_crops(model, feature_extractor, dataset, n_crops, batch_size, num_workers, crop_seconds)
+        predict_crops(model, feature_extractor, dataset, n_crops, batch_size, num_workers, crop_seconds, progress)
     )
     if len(crops["label"]) == 0:
         raise ValueError("the split holds no track with a genre to evaluate on")

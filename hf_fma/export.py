@@ -37,8 +37,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets.table import embed_table_storage
 from datasets.utils.py_utils import convert_file_size_to_int
+from datasets.utils.tqdm import tqdm  # off when datasets' bars are (HF_DATASETS_DISABLE_PROGRESS_BARS)
 
-from hf_fma.data import DATASET_CONFIGS, load_fma
+from hf_fma.data import DATASET_CONFIGS, is_demo_data, load_fma
 from hf_fma.metadata import SPLIT_NAMES
 
 DEFAULT_MAX_SHARD_SIZE = "500MB"
@@ -46,6 +47,9 @@ SPLITS = tuple(SPLIT_NAMES.values())  # train, validation, test
 # Rows per Parquet row group: datasets 3.6's own choice for audio (PARQUET_ROW_GROUP_SIZE_FOR_AUDIO_DATASETS),
 # about 100 MB of 30 s MP3s, so that a reader (the Hub's viewer, a streaming loader) fetches little at a time.
 ROWS_PER_ROW_GROUP = 100
+# Parquet schema metadata of an export of `hf-fma make-demo`'s synthesized FMA: the fact travels with the
+# shards (to the Hub too), so the dataset card and models trained on them can say what the audio is.
+DEMO_SCHEMA_KEY = b"hf_fma.synthesized_demo"
 
 
 def shard_file_name(split: str, index: int, count: int) -> str:
@@ -96,10 +100,12 @@ def portable_yaml(card_metadata: Any) -> Any:
     return converted
 
 
-def portable_schema(features: datasets.Features) -> pa.Schema:
+def portable_schema(features: datasets.Features, synthesized_demo: bool = False) -> pa.Schema:
     """The Arrow schema of `features` with its `huggingface` metadata (what `load_dataset` reads the
-    features from) in the portable form."""
+    features from) in the portable form, marked (DEMO_SCHEMA_KEY) when the rows are the synthesized demo's."""
     metadata = {"huggingface": json.dumps({"info": {"features": portable_features_dict(features)}})}
+    if synthesized_demo:
+        metadata[DEMO_SCHEMA_KEY] = b"true"
     return features.arrow_schema.with_metadata(metadata)
 
 
@@ -114,11 +120,14 @@ def _audio_sizes(split: datasets.Dataset) -> list[int]:
     return [os.path.getsize(audio["path"]) for audio in split.with_format("arrow")["audio"].to_pylist()]
 
 
-def _write_split(split: datasets.Dataset, name: str, folder: Path, max_shard_bytes: int) -> list[Path]:
-    """Write one split as contiguous shards of about max_shard_bytes, audio bytes embedded."""
+def _write_split(
+    split: datasets.Dataset, name: str, folder: Path, max_shard_bytes: int, synthesized_demo: bool, bar: tqdm
+) -> list[Path]:
+    """Write one split as contiguous shards of about max_shard_bytes, audio bytes embedded; `bar` counts
+    the tracks written."""
     total = sum(_audio_sizes(split))
     count = max(1, math.ceil(total / max_shard_bytes))
-    schema = portable_schema(split.features)
+    schema = portable_schema(split.features, synthesized_demo)
     source_metadata = split.features.arrow_schema.metadata  # what embed_table_storage reads the features from
     written = []
     for index in range(count):
@@ -129,6 +138,7 @@ def _write_split(split: datasets.Dataset, name: str, folder: Path, max_shard_byt
                 # Reads each MP3 file into the audio column's `bytes` (as push_to_hub does), path -> file name.
                 table = embed_table_storage(table.replace_schema_metadata(source_metadata))
                 writer.write_table(table.cast(schema), row_group_size=ROWS_PER_ROW_GROUP)
+                bar.update(table.num_rows)
         written.append(path)
     return written
 
@@ -139,12 +149,14 @@ def export_fma(
     data_dir: str | os.PathLike | None = None,
     max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE,
     cache_dir: str | os.PathLike | None = None,
+    progress: bool = False,
 ) -> dict[str, dict[str, list[Path]]]:
     """Write each config of `config_names` into `out_dir/{config}/` as Parquet shards (see the module
     docstring) and return {config: {split: [shard paths]}}.
 
     data_dir: the FMA archives or their extracted folders (as for the builder); None downloads them.
     max_shard_size: bytes per shard, an int or a string such as "500MB".
+    progress: a bar per config of the tracks written, on stderr (preparing a config has datasets' own bars).
     A config folder that already exists is an error: the export never mixes shards of two runs. Each
     config is written into `{config}.partial/` and renamed when complete, so an interrupted export
     leaves no folder that looks finished.
@@ -162,13 +174,19 @@ def export_fma(
             f"{out_dir} already holds {', '.join(existing)}: delete that folder to export the config again"
         )
     exported = {}
+    synthesized_demo = is_demo_data(data_dir)
     for name in config_names:
         splits = load_fma(name, data_dir=data_dir, cache_dir=cache_dir)  # the training recipes' cache too
         partial = out_dir / f"{name}.partial"
         if partial.exists():
             shutil.rmtree(partial)  # left by an interrupted export
         partial.mkdir(parents=True)
-        files = {split: _write_split(splits[split], split, partial, max_shard_bytes) for split in SPLITS}
+        total = sum(len(splits[split]) for split in SPLITS)
+        with tqdm(total=total, desc=f"exporting {name}", unit="track", disable=not progress) as bar:
+            files = {
+                split: _write_split(splits[split], split, partial, max_shard_bytes, synthesized_demo, bar)
+                for split in SPLITS
+            }
         partial.rename(out_dir / name)
         exported[name] = {split: [out_dir / name / path.name for path in paths] for split, paths in files.items()}
     return exported
@@ -195,6 +213,7 @@ class ExportedConfig:
     features: datasets.Features
     splits: dict[str, ExportedSplit]
     licenses: Counter = field(default_factory=Counter)  # licence -> tracks ("" for tracks without one)
+    synthesized_demo: bool = False  # exported from `hf-fma make-demo`'s archives (DEMO_SCHEMA_KEY)
 
     @property
     def num_examples(self) -> int:
@@ -228,6 +247,17 @@ def _read_split(files: list[Path]) -> tuple[ExportedSplit, Counter]:
     return ExportedSplit(files, num_examples, num_bytes, sum(path.stat().st_size for path in files)), licenses
 
 
+def _is_demo_schema(schema: pa.Schema) -> bool:
+    return (schema.metadata or {}).get(DEMO_SCHEMA_KEY) == b"true"
+
+
+def is_demo_export(dataset_name: str | os.PathLike, config_name: str) -> bool:
+    """Whether `dataset_name` is a local export folder whose config `config_name` holds the synthesized
+    demo's rows (a Hub dataset id: False; its card says what it holds)."""
+    shards = sorted((Path(dataset_name).expanduser() / config_name).glob(f"{SPLITS[0]}-*.parquet"))
+    return bool(shards) and _is_demo_schema(pq.read_schema(shards[0]))
+
+
 def read_export(out_dir: str | os.PathLike) -> list[ExportedConfig]:
     """The configs of an export folder, in the builder's config order."""
     out_dir = Path(out_dir)
@@ -239,12 +269,13 @@ def read_export(out_dir: str | os.PathLike) -> list[ExportedConfig]:
         missing = [split for split, paths in files.items() if not paths]
         if missing:
             raise FileNotFoundError(f"{out_dir / name} has no {', '.join(missing)} shards: export the config again")
-        features = datasets.Features.from_arrow_schema(pq.read_schema(files["train"][0]))
+        schema = pq.read_schema(files["train"][0])
+        features = datasets.Features.from_arrow_schema(schema)
         splits, licenses = {}, Counter()
         for split, paths in files.items():
             splits[split], split_licenses = _read_split(paths)
             licenses += split_licenses
-        configs.append(ExportedConfig(name, features, splits, licenses))
+        configs.append(ExportedConfig(name, features, splits, licenses, _is_demo_schema(schema)))
     if not configs:
         raise FileNotFoundError(
             f"{out_dir} holds no exported config (folders {', '.join(DATASET_CONFIGS)} of Parquet shards): "
@@ -267,6 +298,7 @@ __all__ = [
     "ExportedSplit",
     "export_fma",
     "export_files",
+    "is_demo_export",
     "portable_features_dict",
     "portable_schema",
     "portable_yaml",

@@ -671,6 +671,7 @@ def compute_fbank_stats(
     max_tracks: int | None = None,
     num_workers: int = 0,
     seed: int = 0,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Mean and standard deviation of the raw log-mel fbank over every frame of the dataset's tracks.
 
@@ -678,8 +679,10 @@ def compute_fbank_stats(
     the exact mean and (population) std over all frames of whole tracks, with no padding frames: the values
     `ASTFeatureExtractor(mean=..., std=...)` takes. `max_tracks` uses a random subset (by `seed`); the
     statistics settle within a few hundred tracks. Returns {"mean", "std", "num_tracks", "num_frames"}.
+    progress: a bar of the batches measured, on stderr (off too when datasets' bars are).
     """
     from datasets import Audio
+    from datasets.utils.tqdm import tqdm
 
     if isinstance(dataset.features.get(audio_column), Audio) and dataset.features[audio_column].decode:
         dataset = dataset.cast_column(audio_column, Audio(decode=False))
@@ -695,7 +698,8 @@ def compute_fbank_stats(
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=4, num_workers=num_workers, collate_fn=_FbankMoments(fbank)
     )
-    count, total, squares = sum(loader).tolist()
+    batches = tqdm(loader, desc="fbank statistics", unit="batch", disable=not progress)
+    count, total, squares = sum(batches).tolist()
     mean = total / count
     return {
         "mean": mean,
@@ -741,7 +745,7 @@ def stats_main(argv: list[str] | None = None) -> int:
     dataset = load_fma(args.dataset_config_name, data_dir=args.data_dir, split=args.split)
     stats = compute_fbank_stats(
         dataset, num_mel_bins=args.num_mel_bins, sampling_rate=extractor.sampling_rate,
-        max_tracks=args.max_tracks, num_workers=args.num_workers,
+        max_tracks=args.max_tracks, num_workers=args.num_workers, progress=True,
     )
     extractor.mean, extractor.std = stats["mean"], stats["std"]
     args.output_dir.mkdir(parents=True, exist_ok=True)

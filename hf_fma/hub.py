@@ -51,6 +51,7 @@ from hf_fma.cards import (
     dataset_card,
     hub_dataset_id,
     model_card,
+    reproduce_commands,
     require_test_evaluation,
     write_run_card,
 )
@@ -204,13 +205,10 @@ def _remote_code_files(run_dir: Path, config_files: list[Path]) -> list[Path]:
     return files
 
 
-def _public_run_config(run_config: dict[str, Any]) -> str:
+def _public_run_config(run_config: dict[str, Any], train_command: str) -> str:
     config = {key: value for key, value in run_config.items() if key not in LOCAL_PATH_KEYS}
     return (
-        "# Resolved arguments of this run, without the training machine's paths. Repeat it with:\n"
-        "#   python recipes/train_{family}.py --config run_config.yaml --data_dir DIR --output_dir DIR\n".format(
-            family=config.get("model_family", "ast")
-        )
+        f"# Resolved arguments of this run, without the training machine's paths. Repeat it with:\n#   {train_command}\n"
         + yaml.safe_dump(config, sort_keys=False)
     )
 
@@ -262,7 +260,8 @@ def prepare_model_repo(
     run_config = dict(run.run_config)
     if hub_dataset_id(run) is None:
         run_config.pop("dataset_name", None)  # a folder of the training machine, like data_dir
-    (out_dir / RUN_CONFIG_NAME).write_text(_public_run_config(run_config), encoding="utf-8")
+    train_command = reproduce_commands(run, repo_id or str(out_dir), published=True)["train"]  # the card's
+    (out_dir / RUN_CONFIG_NAME).write_text(_public_run_config(run_config, train_command), encoding="utf-8")
     figures = _draw_figures(run, evaluation, out_dir, title=repo_id or run.path.name)
     model_card(run_dir, repo_id=repo_id, dataset_id=dataset_id, license=license, figures=figures).save(out_dir / "README.md")
     return out_dir
@@ -360,7 +359,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="Hub dataset the model card names as its training data (default: the run's --dataset_name when it "
         "was a Hub dataset, else FMA's own page)",
     )
-    parser.add_argument("--license", default=DEFAULT_LICENSE, help=f"licence of the model (default: {DEFAULT_LICENSE})")
+    parser.add_argument(
+        "--license",
+        default=DEFAULT_LICENSE,
+        help=f"licence of the model (default: {DEFAULT_LICENSE}, as many FMA tracks are non-commercial and share-alike; "
+        "the card says why)",
+    )
     parser.add_argument("--commit_message")
     parser.add_argument("--dry_run", metavar="DIR", help="write the repository's files (for --dataset: its card) into DIR and upload nothing")
     return parser
@@ -447,7 +451,7 @@ def export_main(argv: list[str] | None = None) -> int:
             check_repo_id(args.repo_id)
         exported = export_fma(
             args.output_dir, args.dataset_config_name, data_dir=args.data_dir, max_shard_size=args.max_shard_size,
-            cache_dir=args.cache_dir,
+            cache_dir=args.cache_dir, progress=True,
         )
         card = write_dataset_card(args.output_dir, args.repo_id)
     except (HubError, FileNotFoundError, FileExistsError, ValueError) as error:

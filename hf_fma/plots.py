@@ -31,14 +31,22 @@ from hf_fma.run_folder import (
 )
 
 
-def _figure(width: float, height: float):
-    """A matplotlib Figure on the Agg canvas, with a clear message when the `plots` extra is missing."""
+def check_matplotlib() -> None:
+    """Fail with a message naming the `plots` extra when matplotlib is missing: commands call it before
+    work whose figure would otherwise fail at the end."""
     try:
-        from matplotlib.figure import Figure
+        import matplotlib.figure  # noqa: F401
     except ImportError as error:
         raise ImportError(
             'Plots need matplotlib, an optional extra of hf-fma: pip install "hf-fma[plots]"'
         ) from error
+
+
+def _figure(width: float, height: float):
+    """A matplotlib Figure on the Agg canvas, with a clear message when the `plots` extra is missing."""
+    check_matplotlib()
+    from matplotlib.figure import Figure
+
     return Figure(figsize=(width, height), layout="constrained")
 
 

@@ -34,7 +34,7 @@ import yaml
 from hf_fma.argparsing import ArgumentParser
 from hf_fma.geometry import frames_to_seconds
 # importing plots does not import matplotlib.
-from hf_fma.plots import metric_title
+from hf_fma.plots import check_matplotlib, metric_title
 from hf_fma.run_folder import (
     ALL_RESULTS_NAME,
     RUN_CONFIG_NAME,
@@ -139,6 +139,12 @@ class Run:
         """Tracks the model trained on: `train_samples` when the run recorded it, else `max_train_samples`."""
         tracks = self.results.get("train_samples", self.run_config.get("max_train_samples"))
         return None if tracks is None else int(tracks)
+
+    @property
+    def synthesized_demo(self) -> bool:
+        """Whether the run trained on `hf-fma make-demo`'s synthesized FMA, as training recorded from the
+        data itself (the demo archives' zip comment, or an export of them)."""
+        return bool(self.results.get("synthesized_demo_data", False))
 
     @property
     def seed(self) -> int | None:
@@ -436,6 +442,13 @@ def _evaluate(args: argparse.Namespace) -> int:
             f"--data_dir {args.data_dir} is not a folder (it should hold fma_metadata.zip and "
             f"fma_{args.dataset_config_name}.zip)"
         )
+    plot = not args.no_plot
+    if plot:
+        try:
+            check_matplotlib()  # now, not after the evaluation: the reports are written either way
+        except ImportError as error:
+            print(f"hf-fma evaluate: no confusion-matrix figure: {error}", file=sys.stderr)
+            plot = False
     # Imported here: `hf-fma table` and `--help` need neither torch nor transformers.
     from hf_fma.evaluation import evaluate_model
     from hf_fma.predict import load_classifier
@@ -453,12 +466,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         crop_seconds=args.crop_seconds,
+        progress=True,
     )
     evaluation = {"model": str(args.model), "dataset_config": args.dataset_config_name, "split": args.split, **evaluation}
     output_dir = args.output_dir or (args.model if Path(args.model).is_dir() else Path("evaluation") / Path(args.model).name)
     title = f"{Path(args.model).name} on FMA {args.dataset_config_name}, {args.split} split"
     written = write_evaluation(
-        evaluation, output_dir, args.split, title=title, plot=not args.no_plot, dataset_config=args.dataset_config_name
+        evaluation, output_dir, args.split, title=title, plot=plot, dataset_config=args.dataset_config_name
     )
     if Path(output_dir) == Path(args.model):
         written += _refresh_run_card(output_dir)

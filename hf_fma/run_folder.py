@@ -92,13 +92,23 @@ def read_json(path: str | Path) -> dict:
         raise ValueError(f"{path} is not valid JSON: {error}") from error
 
 
+def new_file_mode() -> int:
+    """The mode `open` gives a new file: 0o666 less the process's umask (0o644 by default). POSIX reads
+    the umask only by setting it, so it is set and put back at once."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write text to path through a temporary file in the same folder renamed over it: a reader (or a
-    crash) sees the old content or the new, never a truncated file."""
+    crash) sees the old content or the new, never a truncated file. The file gets the mode a plain `open`
+    would give it (mkstemp's is 0o600: other users could not read the run)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(descriptor, new_file_mode())
         with os.fdopen(descriptor, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -170,7 +180,8 @@ def publish_staged(staging: str | Path, run_dir: str | Path) -> Path:
 
     The previous run's all_results.json goes first, so from then on no tool takes the folder for a finished
     run until the new one is complete; its other files are replaced (os.replace) or, when the new run has no
-    counterpart (REPLACED_PATTERNS), removed. Checkpoints are Trainer's and stay.
+    counterpart (REPLACED_PATTERNS), removed. Checkpoints are Trainer's and stay. Every file gets the
+    mode a plain `open` gives (safetensors writes model.safetensors 0o600, unreadable to other users).
     """
     staging, run_dir = Path(staging), Path(run_dir)
     if not (staging / ALL_RESULTS_NAME).is_file():
@@ -181,7 +192,10 @@ def publish_staged(staging: str | Path, run_dir: str | Path) -> Path:
         for stale in run_dir.glob(pattern):
             if stale.is_file() and stale.name not in staged:
                 stale.unlink()
+    mode = new_file_mode()
     for path in sorted(staging.iterdir(), key=lambda path: path.name == ALL_RESULTS_NAME):  # the mark last
+        if path.is_file():
+            path.chmod(mode)
         os.replace(path, run_dir / path.name)
     staging.rmdir()
     return run_dir / ALL_RESULTS_NAME
@@ -201,6 +215,7 @@ __all__ = [
     "evaluation_markdown_name",
     "evaluation_stem",
     "is_finished",
+    "new_file_mode",
     "publish_staged",
     "read_json",
     "run_files",

@@ -95,7 +95,8 @@ from hf_fma.features import (
     cross_entropy_loss,
 )
 from hf_fma.configs import config_file, training_configs
-from hf_fma.data import DATASET_CONFIGS, load_fma
+from hf_fma.data import DATASET_CONFIGS, is_demo_data, load_fma
+from hf_fma.export import is_demo_export
 from hf_fma.geometry import crop_frames
 from hf_fma.models import AST_PRESETS, CNN_PRESETS, build_cnn, build_model
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
@@ -520,6 +521,14 @@ def load_splits(data_args: DataArguments) -> dict[str, datasets.Dataset | datase
     return {name: splits[name].cast_column("audio", Audio(decode=False)) for name in ("train", "validation", "test")}
 
 
+def is_synthesized_demo(data_args: DataArguments) -> bool:
+    """Whether the run reads `hf-fma make-demo`'s synthesized FMA (its archives, or a local export of them),
+    as the data says of itself: the model card must not present it as FMA's music."""
+    if data_args.dataset_name:
+        return is_demo_export(data_args.dataset_name, data_args.dataset_config_name)
+    return is_demo_data(data_args.data_dir)
+
+
 def balanced_sample(
     dataset: datasets.Dataset, num_samples: int, seed: int = 0, label_column: str = "genre"
 ) -> datasets.Dataset:
@@ -803,6 +812,7 @@ def run_training(
     if not data_args.streaming:
         metrics["train_samples"] = len(labelled["train"])
     metrics["hardware"] = describe_hardware(training_args)
+    metrics["synthesized_demo_data"] = is_synthesized_demo(data_args)
     trainer.log_metrics("train", metrics)
     if is_main:
         trainer.state.save_to_json(str(staging / TRAINER_STATE_NAME))
@@ -821,6 +831,7 @@ def run_training(
             batch_size=training_args.per_device_eval_batch_size,
             num_workers=workers,
             crop_seconds=crop_seconds,
+            progress=not training_args.disable_tqdm and trainer.is_local_process_zero(),
         )
         split_metrics = flat_metrics(evaluation, prefix=name)
         metrics.update(split_metrics)

@@ -303,3 +303,32 @@ def test_examples_are_test_clips_one_per_small_genre(demo_dir, archives, tracks)
         genre = tracks.at[track_id, ("track", "genre_top")]
         assert path.stem.startswith(genre.lower().replace("-", ""))
         assert path.read_bytes() == archives["fma_small"].read(f"fma_small/{metadata.audio_path(track_id)}")
+
+
+def test_make_demo_command_shows_a_progress_bar_on_stderr_unless_datasets_bars_are_off(tmp_path, capsys):
+    import datasets
+
+    files = len(demo._plan_tracks(0)) + len(ARCHIVES)  # every audio file, then every archive
+    assert main([str(tmp_path / "demo"), "--clip_seconds", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "make-demo: 100%" in captured.err and f" {files}/{files} " in captured.err
+    assert "make-demo" not in captured.out  # stdout keeps the summary only
+    datasets.disable_progress_bars()  # the switch every hf-fma bar follows
+    try:
+        assert main([str(tmp_path / "demo"), "--clip_seconds", "1"]) == 0
+    finally:
+        datasets.enable_progress_bars()
+    assert "make-demo:" not in capsys.readouterr().err
+
+
+def test_the_demo_archives_say_they_are_synthesized_and_official_files_do_not(demo_dir, fma_sample, tmp_path):
+    from hf_fma.data import is_demo_data
+
+    assert is_demo_data(demo_dir)
+    assert not is_demo_data(fma_sample)  # real FMA files, extracted
+    assert not is_demo_data(None)  # the official archives, downloaded
+    # The same archive without its zip comment (as an official one has none) is not taken for the demo.
+    with zipfile.ZipFile(demo_dir / "fma_metadata.zip") as source, zipfile.ZipFile(tmp_path / "fma_metadata.zip", "w") as copy:
+        for member in source.infolist():
+            copy.writestr(member, source.read(member))
+    assert not is_demo_data(tmp_path)

@@ -152,6 +152,27 @@ def test_export_card_has_configs_dataset_info_labels_and_licences(export_dir, ex
     for licence, count in licences.items():
         assert f"| {licence} | {count} |" in text
     assert "Defferrard" in text  # FMA's citation
+    # Exported from `hf-fma make-demo`'s archives: the card says so, and claims no official archive.
+    assert metadata["pretty_name"] == "Synthesized demo data in the layout of FMA (hf-fma make-demo)"
+    assert "synthetic" in metadata["tags"] and "paperswithcode_id" not in metadata
+    assert "**Synthesized demo data, not FMA's music.**" in text and "as the demo archive has it" in text
+    assert "as the official archive has it" not in text and "builder from the\nofficial archives" not in text
+    assert "8,000" not in text and "30 s clips" not in text
+
+
+def test_export_command_shows_a_progress_bar_on_stderr(export_dir, demo_dir, expected, tmp_path, capsys):
+    tracks = sum(len(split) for split in expected.values())
+    argv = ["export", str(tmp_path / "fma"), "--data_dir", str(demo_dir), "--max_shard_size", "1MB",
+            "--cache_dir", str(export_dir.parent / "cache")]  # fmt: skip  the fixture's prepared config
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "exporting small: 100%" in err and f" {tracks}/{tracks} " in err
+    datasets.disable_progress_bars()  # the switch every hf-fma bar follows
+    try:
+        assert cli.main([*argv[:1], str(tmp_path / "again"), *argv[2:]]) == 0
+    finally:
+        datasets.enable_progress_bars()
+    assert "exporting" not in capsys.readouterr().err
 
 
 def test_export_refuses_to_mix_runs_and_bad_configs(export_dir, demo_dir, capsys):
@@ -178,7 +199,7 @@ def test_push_dataset_uploads_the_export_and_its_card(export_dir, in_memory_hub,
     assert 'load_dataset("me/fma-parquet", "small")' in uploaded["README.md"].decode()  # card for this repository
 
 
-def test_training_reads_the_export(export_dir, tmp_path):
+def test_training_reads_the_export(export_dir, tmp_path, capsys):
     """A CNN run on the export alone: no data_dir, so the archives cannot be what it read."""
     from hf_fma.training import parse_arguments, run_training
 
@@ -186,16 +207,21 @@ def test_training_reads_the_export(export_dir, tmp_path):
     settings = dict(
         model_family="cnn", model_name_or_path="tiny", dataset_name=str(export_dir), dataset_config_name="small",
         output_dir=output_dir, crop_seconds=1, eval_crops=2, max_train_samples=16, num_train_epochs=1,
-        per_device_train_batch_size=8, dataloader_num_workers=0, report_to="none", seed=0, disable_tqdm=True,
+        per_device_train_batch_size=8, dataloader_num_workers=0, report_to="none", seed=0, disable_tqdm=False,
         train_eval_samples=0, dataloader_pin_memory=False,
     )
     argv = [item for key, value in settings.items() for item in (f"--{key}", str(value))]
     metrics = run_training(*parse_arguments(argv))
+    # Trainer's bars are on (disable_tqdm false), and so are those of the final track-level evaluation of
+    # validation and test, 2 crops per track.
+    err = capsys.readouterr().err
+    assert err.count("evaluating: 100%") >= 2 and f" {2 * metrics['test_tracks']}/{2 * metrics['test_tracks']} " in err
     assert metrics["train_samples"] == 16
     assert metrics["test_tracks"] == 16  # the export's whole test split
     card = ModelCard.load(output_dir / "README.md")
     assert card.data.datasets is None  # a local folder is no Hub dataset to link
-    assert "https://github.com/mdeff/fma" in card.text
+    assert "trained on synthesized demo data" in card.text  # the export's files say they are the demo's
+    assert json.loads((output_dir / "all_results.json").read_text())["synthesized_demo_data"] is True
     run_config = yaml.safe_load((output_dir / "run_config.yaml").read_text())
     assert run_config["dataset_name"] == str(export_dir)
     assert Path(run_config["output_dir"]) == output_dir

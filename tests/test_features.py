@@ -336,11 +336,12 @@ def test_stats_equal_a_direct_numpy_computation(tracks):
     assert subset["num_tracks"] == 2 and subset["mean"] != stats["mean"]
 
 
-def test_stats_command_writes_the_feature_extractor_training_loads(demo_dir, tmp_path):
+def test_stats_command_writes_the_feature_extractor_training_loads(demo_dir, tmp_path, capsys):
     output = tmp_path / "stats"
     argv = ["--data-dir", str(demo_dir), "--dataset_config_name", "small", "--output-dir", str(output),
             "--max-tracks", "6", "--num-workers", "0", "--max-length", "512", "--time-downscale", "4"]
     assert stats_main(argv) == 0
+    assert "fbank statistics: 100%" in capsys.readouterr().err  # a bar on stderr: 2 batches of up to 4 tracks
     record = json.loads((output / "fbank_stats.json").read_text())
     assert record["num_tracks"] == 6 and -20 < record["mean"] < 10 and record["std"] > 0
     extractor = AutoFeatureExtractor.from_pretrained(output, trust_remote_code=True)

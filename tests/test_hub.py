@@ -5,10 +5,13 @@ huggingface_hub with its HTTP transport replaced by an in-memory Hub."""
 import base64
 import hashlib
 import json
+import re
+import shlex
 import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import httpx2
 import huggingface_hub
@@ -63,7 +66,7 @@ def test_ast_card_from_a_real_run_has_the_hub_metadata_and_the_run_facts(tiny_ru
     card = ModelCard.load(card_path)  # what the Hub parses
     metadata = card.data.to_dict()
     assert metadata["pipeline_tag"] == "audio-classification"
-    assert metadata["license"] == "apache-2.0"
+    assert metadata["license"] == "cc-by-nc-sa-4.0"
     assert "datasets" not in metadata  # trained on the archives, not on a Hub dataset
     assert metadata["metrics"] == ["accuracy", "f1"]
     assert metadata["library_name"] == "transformers"
@@ -76,7 +79,7 @@ def test_ast_card_from_a_real_run_has_the_hub_metadata_and_the_run_facts(tiny_ru
     assert results["f1", "track"].metric_value == pytest.approx(evaluation["track"]["macro_f1"], abs=1e-4)
     for result in card.data.eval_results:
         assert (result.task_type, result.dataset_type, result.dataset_config, result.dataset_split) == (
-            "audio-classification", "fma", "small", "test"
+            "audio-classification", "hf-fma-demo", "small", "test"
         )
         assert result.metric_args == ({"average": "macro"} if result.metric_type == "f1" else None)
     assert card.data.model_name == "ast-fma-demo"
@@ -400,7 +403,7 @@ def test_training_leaves_a_complete_card_in_the_run_folder(tiny_runs):
         assert "hf-fma/fma" not in content and "pip install hf-fma" not in content
         assert "trust_remote_code=True)`" not in content  # no load_dataset call that datasets >= 4 refuses
         assert "macro-F1" in card.text and "pip install transformers torch" in card.text
-        assert "[FMA](https://github.com/mdeff/fma)" in card.text, family  # trained on the archives
+        assert "on **synthesized demo data, not on FMA's music**" in card.text, family  # the demo's archives
         # Written among the staged files, it names the run folder they moved into, not the staging folder
         # (a test here pushes the CNN run, which renames it after the repository).
         assert ".incoming" not in content, family
@@ -433,3 +436,103 @@ def test_evaluate_and_push_refresh_the_run_card(tiny_runs, demo_dir, in_memory_h
     local = ModelCard.load(run_dir / "README.md")  # with the licence and dataset the published card gives
     published = ModelCard(in_memory_hub.repositories["model", "me/cnn-fma-demo"]["README.md"].decode())
     assert (local.data.license, local.data.datasets) == (published.data.license, published.data.datasets) == ("mit", ["me/fma"])
+    assert evaluate_main(argv) == 0  # a refreshed card keeps the licence the run was published under
+    assert ModelCard.load(run_dir / "README.md").data.license == "mit"
+
+
+def test_evaluate_without_matplotlib_writes_the_reports_and_names_the_extra(tiny_runs, demo_dir, monkeypatch, tmp_path, capsys):
+    from hf_fma.reporting import evaluate_main
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import matplotlib.figure now fails
+    argv = [str(tiny_runs["cnn"]), "--data_dir", str(demo_dir), "--n_crops", "2", "--max_tracks", "8", "--device", "cpu",
+            "--output_dir", str(tmp_path)]  # fmt: skip
+    assert evaluate_main(argv) == 0
+    assert json.loads((tmp_path / "evaluation_small_test.json").read_text())["num_tracks"] == 8
+    assert (tmp_path / "evaluation_small_test.md").is_file()
+    assert not (tmp_path / "confusion_matrix_small_test.png").exists()
+    err = capsys.readouterr().err
+    assert "evaluating: 100%" in err and " 16/16 " in err  # a bar on stderr: 8 tracks x 2 crops
+    notes = [line for line in err.splitlines() if "matplotlib" in line]
+    assert notes == ['hf-fma evaluate: no confusion-matrix figure: Plots need matplotlib, an optional extra of hf-fma: '
+                     'pip install "hf-fma[plots]"']
+
+
+# ----------------------------------------------------------------------------------------------------
+# What the cards say about the data, the licence and how to reproduce the run
+# ----------------------------------------------------------------------------------------------------
+
+
+def card_command(text, name):
+    """The `hf-fma NAME ...` command a card shows, as argv after `hf-fma NAME`."""
+    (command,) = re.findall(rf"`(hf-fma {name} [^`]*)`", text)
+    return shlex.split(command)[2:]
+
+
+def test_card_of_a_demo_run_says_so_and_reproduces_as_written(tiny_runs, tmp_path):
+    """The tiny runs trained on `hf-fma make-demo`'s archives: the card must not call that FMA, and its
+    evaluate command, run exactly as shown, gives the run's own test numbers."""
+    from hf_fma.cards import write_run_card
+    from hf_fma.reporting import _build_evaluate_parser, evaluate_main
+    from hf_fma.training import parse_arguments, resolved_config
+
+    run_dir = copy_run(tiny_runs["cnn"], tmp_path / "run")
+    card = ModelCard.load(write_run_card(run_dir))  # names this copy
+    assert "# CNN music-genre classifier for FMA small trained on synthesized demo data\n" in card.text
+    assert "| Dataset | synthesized demo data (`hf-fma make-demo`) in the layout of FMA `small`, not FMA's music |" in card.text
+    assert "from the official archives" not in card.text
+    assert {result.dataset_type for result in card.data.eval_results} == {"hf-fma-demo"}
+    # A non-commercial default, and the card says why.
+    assert card.data.license == "cc-by-nc-sa-4.0" and "hf-fma's default:\n  a non-commercial share-alike" in card.text
+
+    evaluate_argv = card_command(card.text, "evaluate")
+    run_config = yaml.safe_load((run_dir / "run_config.yaml").read_text())
+    shown = _build_evaluate_parser().parse_args(evaluate_argv)  # the run's data, crops and sampled tracks
+    assert (shown.data_dir, shown.n_crops, shown.max_tracks, shown.seed) == (
+        run_config["data_dir"], run_config["eval_crops"], run_config["max_eval_samples"], run_config["seed"])
+    assert evaluate_main(evaluate_argv) == 0
+    recorded = json.loads((run_dir / "evaluation_test.json").read_text())
+    reproduced = json.loads((run_dir / "evaluation_small_test.json").read_text())
+    for level in ("clip", "track"):
+        assert reproduced[level]["confusion_matrix"] == recorded[level]["confusion_matrix"]
+        assert reproduced[level]["accuracy"] == pytest.approx(recorded[level]["accuracy"])
+    # The training command reads the run's arguments back, all of them but the new output folder.
+    train_argv = card_command(card.text, "train")
+    rerun = resolved_config(*parse_arguments(["--config", *train_argv]))
+    assert Path(rerun.pop("output_dir")) != Path(run_config.pop("output_dir"))
+    assert {key: value for key, value in rerun.items() if key in run_config} == run_config
+
+
+def test_published_card_of_a_demo_run_asks_for_the_data_folder(tiny_runs, demo_dir, tmp_path):
+    """`hf-fma push --dry_run`: the repository's card says demo too, and its commands name DIR, the
+    reader's data folder; with the demo folder as DIR its training command is the run's arguments."""
+    from hf_fma.training import parse_arguments, resolved_config
+
+    folder = tmp_path / "repo"
+    assert hub.main([str(tiny_runs["ast"]), "me/ast-demo", "--dry_run", str(folder)]) == 0
+    card = ModelCard.load(folder / "README.md")
+    assert "trained on synthesized demo data" in card.text and "from the official archives" not in card.text
+    assert card.data.license == "cc-by-nc-sa-4.0"
+    evaluate_argv = card_command(card.text, "evaluate")
+    assert evaluate_argv[:1] == ["me/ast-demo"] and evaluate_argv[evaluate_argv.index("--data_dir") + 1] == "DIR"
+    assert "`DIR` is a folder of the demo data, written by `hf-fma make-demo DIR`" in card.text
+    train_argv = [str(demo_dir) if item == "DIR" else item for item in card_command(card.text, "train")]
+    assert train_argv[0] == "run_config.yaml"
+    train_argv[0] = str(folder / "run_config.yaml")
+    rerun = resolved_config(*parse_arguments(["--config", *train_argv]))
+    run_config = yaml.safe_load((tiny_runs["ast"] / "run_config.yaml").read_text())
+    del rerun["output_dir"], run_config["output_dir"]
+    assert {key: value for key, value in rerun.items() if key in run_config} == run_config
+    # Another licence is the publisher's choice.
+    other = tmp_path / "mit"
+    assert hub.main([str(tiny_runs["ast"]), "me/ast-demo", "--license", "mit", "--dry_run", str(other)]) == 0
+    assert ModelCard.load(other / "README.md").data.license == "mit"
+
+
+def test_card_of_a_run_on_the_official_archives_names_fma(tiny_runs, tmp_path):
+    run_dir = copy_run(tiny_runs["ast"], tmp_path / "run")
+    results = json.loads((run_dir / "all_results.json").read_text())
+    (run_dir / "all_results.json").write_text(json.dumps({**results, "synthesized_demo_data": False}))
+    card = model_card(run_dir)
+    assert "[FMA](https://github.com/mdeff/fma) `small`, from the official archives" in card.text
+    assert "synthesized" not in card.text
+    assert {result.dataset_type for result in card.data.eval_results} == {"fma"}

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import zipfile
@@ -226,6 +227,24 @@ def test_the_finished_mark_moves_in_last_whatever_order_the_folder_lists(tmp_pat
     assert moved[-1] == "all_results.json" and sorted(moved) == ["README.md", "all_results.json", "config.json", "model.safetensors"]
     with pytest.raises(FileNotFoundError, match="holds no all_results.json"):  # nothing finished to move in
         run_folder.publish_staged(run_folder.staging_dir(run_dir), run_dir)
+
+
+def test_other_users_can_read_a_run_folder_as_the_umask_allows(cnn_run, tmp_path):
+    """Every file of a finished run (the weights safetensors writes, the atomic writes of the card, config
+    and results) has the mode a plain `open` gives: 0o644 under the usual umask 022, not mkstemp's 0o600."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    run_dir = cnn_run[0]
+    files = [path for path in run_dir.iterdir() if path.is_file()]
+    assert {"model.safetensors", "README.md", "all_results.json", "run_config.yaml"} <= {path.name for path in files}
+    modes = {path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in files}
+    assert modes == {path.name: oct(0o666 & ~umask) for path in files}
+    os.umask(0o027)  # a stricter umask is followed too
+    try:
+        written = run_folder.write_text_atomic(tmp_path / "evaluation_test.md", "text")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(written.stat().st_mode) == 0o640
 
 
 def test_a_folder_with_checkpoints_only_is_refused_too(cnn_run, demo_dir, tmp_path):
