@@ -121,6 +121,11 @@ class ModelArguments:
     num_mel_bins: int = field(default=128, metadata={"help": "Mel bins of the fbank (AST: 128)."})
     frequency_downscale: int = field(default=1, metadata={"help": "Mel bins average-pooled into one (study: 4)."})
     time_downscale: int = field(default=1, metadata={"help": "10 ms frames average-pooled into one (study: 4)."})
+    num_mfcc: int = field(
+        default=0,
+        metadata={"help": "MFCC per frame (e.g. 13, 20, 40) of the (pooled) log-mel as the model's input; 0: log-mel."},
+    )
+    mfcc_delta_order: int = field(default=0, metadata={"help": "With num_mfcc: 1 adds deltas, 2 also delta-deltas."})
     feature_mean: float | None = field(
         default=None,
         metadata={
@@ -517,6 +522,8 @@ def build_feature_extractor(
         std=std,
         frequency_downscale=model_args.frequency_downscale,
         time_downscale=model_args.time_downscale,
+        num_mfcc=model_args.num_mfcc,
+        mfcc_delta_order=model_args.mfcc_delta_order,
     )
 
 
