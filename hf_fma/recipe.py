@@ -1,5 +1,5 @@
-"""The entry point of `hf-fma train`, `recipes/train_ast.py` and `recipes/train_cnn.py`: arguments,
-training, publishing.
+"""The entry point of `hf-fma train` and the recipes (`recipes/train_ast.py`, `train_cnn.py`,
+`train_lstm.py`): arguments, training, publishing.
 
     hf-fma train ast_demo --data_dir demo_data
     python recipes/train_ast.py --config hf_fma/configs/ast_demo.yaml
@@ -22,7 +22,8 @@ from hf_fma.training import parse_arguments, run_training, setup_logging, summar
 
 def train_main(argv: Sequence[str] | None = None, model_family: str | None = None) -> int:
     """`python recipes/train_ast.py ...` is `train_main(argv, "ast")`; `recipes/train_cnn.py` is
-    `train_main(argv, "cnn")`; `hf-fma train CONFIG ...` is `train_main(argv)`: the config's model_family."""
+    `train_main(argv, "cnn")` (`train_lstm.py`: "lstm"); `hf-fma train CONFIG ...` is `train_main(argv)`: the
+    config's model_family."""
     # Arguments: the dataclasses from the --config file (YAML or JSON), overridden by command-line flags.
     defaults = {"model_family": model_family} if model_family else None
     model_args, data_args, training_args = parse_arguments(argv, defaults=defaults)

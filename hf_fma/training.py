@@ -80,7 +80,7 @@ from hf_fma.features import (
 from hf_fma.configs import config_file, training_configs
 from hf_fma.data import DATASET_CONFIGS, load_fma
 from hf_fma.geometry import crop_frames
-from hf_fma.models import AST_PRESETS, CNN_PRESETS, build_cnn, build_model
+from hf_fma.models import AST_PRESETS, CNN_PRESETS, LSTM_PRESETS, build_cnn, build_lstm, build_model
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
 from hf_fma.run_folder import (
     ALL_RESULTS_NAME,
@@ -97,7 +97,9 @@ from hf_fma.run_folder import (
 
 logger = logging.getLogger(__name__)
 
-MODEL_FAMILIES = ("ast", "cnn")
+# model_family -> (presets, their builder) of the baselines trained from scratch; AST is built by build_model.
+BASELINES = {"cnn": (CNN_PRESETS, build_cnn), "lstm": (LSTM_PRESETS, build_lstm)}
+MODEL_FAMILIES = ("ast", *BASELINES)
 # The experiment trackers `--report_to` takes that hf-fma's extras install (pyproject: tensorboard, wandb,
 # trackio), with transformers' own test of each; a missing one is found at start, not after the data.
 TRACKERS = {"tensorboard": is_tensorboard_available, "wandb": is_wandb_available, "trackio": is_trackio_available}
@@ -109,13 +111,17 @@ class ModelArguments:
 
     model_family: str = field(
         default="ast",
-        metadata={"help": "ast (recipes/train_ast.py) or cnn (recipes/train_cnn.py); the recipe sets it."},
+        metadata={
+            "help": "ast (recipes/train_ast.py), cnn (recipes/train_cnn.py) or lstm (recipes/train_lstm.py); the "
+            "recipe sets it."
+        },
     )
     model_name_or_path: str = field(
         default="tiny",
         metadata={
             "help": f"AST: a preset ({', '.join(AST_PRESETS)}; 'audioset' fine-tunes the AudioSet checkpoint) or "
-            f"an AST checkpoint (Hub name or folder) to fine-tune. CNN: a preset ({', '.join(CNN_PRESETS)})."
+            f"an AST checkpoint (Hub name or folder) to fine-tune. CNN: a preset ({', '.join(CNN_PRESETS)}). "
+            f"LSTM: a preset ({', '.join(LSTM_PRESETS)})."
         },
     )
     num_mel_bins: int = field(default=128, metadata={"help": "Mel bins of the fbank (AST: 128)."})
@@ -348,8 +354,11 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
     if model_args.model_family not in MODEL_FAMILIES:
         raise ValueError(f"unknown model_family {model_args.model_family!r}; valid: {', '.join(MODEL_FAMILIES)}")
     name = model_args.model_name_or_path
-    if model_args.model_family == "cnn" and name not in CNN_PRESETS:
-        raise ValueError(f"unknown CNN preset {name!r}; valid presets: {', '.join(CNN_PRESETS)}")
+    if model_args.model_family in BASELINES and name not in BASELINES[model_args.model_family][0]:
+        presets = BASELINES[model_args.model_family][0]
+        raise ValueError(
+            f"unknown {model_args.model_family.upper()} preset {name!r}; valid presets: {', '.join(presets)}"
+        )
     # A checkpoint is a folder or a Hub name ("owner/name"); any other bare word must be a preset.
     if model_args.model_family == "ast" and name not in AST_PRESETS and "/" not in name and not os.path.isdir(name):
         raise ValueError(
@@ -537,9 +546,10 @@ def build_collator(data_args: DataArguments, feature_extractor, num_labels: int)
 
 
 def build_classifier(model_args: ModelArguments, feature_extractor, label_names: Sequence[str]):
-    """AST (preset from scratch or checkpoint fine-tuned) or the CNN, sized to the features."""
-    if model_args.model_family == "cnn":
-        return build_cnn(model_args.model_name_or_path, feature_extractor, label_names)
+    """AST (preset from scratch or checkpoint fine-tuned), the CNN or the LSTM, sized to the features."""
+    if model_args.model_family in BASELINES:
+        _, build_baseline = BASELINES[model_args.model_family]
+        return build_baseline(model_args.model_name_or_path, feature_extractor, label_names)
     return build_model(model_args.model_name_or_path, feature_extractor, label_names)
 
 
