@@ -27,7 +27,7 @@ from hf_fma.features import (
     expand_crops,
     stats_main,
 )
-from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
+from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor, mfcc
 
 TARGET = 16000
 # ASTFeatureExtractor warns that 128 Kaldi bins leave the lowest filters empty at 512 FFT points.
@@ -157,7 +157,11 @@ def test_mfcc_settings_are_checked_and_reach_batched_fbank_through_the_saved_con
     loaded = AutoFeatureExtractor.from_pretrained(tmp_path)
     assert type(loaded) is FmaASTFeatureExtractor and (loaded.num_mfcc, loaded.mfcc_delta_order) == (20, 1)
     fbank = BatchedFbank.from_feature_extractor(loaded)
-    assert fbank(torch.zeros(2, 16000)).shape == (2, 200, 40)
+    with torch.inference_mode():  # as evaluation computes features, before training does again
+        assert fbank(torch.zeros(2, 16000)).shape == (2, 200, 40)
+    features = torch.randn(1, 20, 128, requires_grad=True)
+    mfcc(features, 20, 1).sum().backward()  # the same (cached) DCT in a computation autograd records
+    assert features.grad.abs().sum() > 0
 
 
 def test_extractor_without_pooling_is_saved_as_a_plain_ast_feature_extractor(tmp_path):

@@ -40,12 +40,15 @@ def dct_matrix(num_inputs: int, num_outputs: int, dtype: torch.dtype = torch.flo
     """The first `num_outputs` rows of the orthonormal DCT-II of length `num_inputs`, transposed:
     (num_inputs, num_outputs), so that `x @ dct_matrix(n, k)` is `scipy.fft.dct(x, norm="ortho")[..., :k]`.
     Shared between calls: not to be modified."""
-    inputs = torch.arange(num_inputs, dtype=torch.float64)
-    outputs = torch.arange(num_outputs, dtype=torch.float64)
-    basis = torch.cos(torch.pi / num_inputs * (inputs[:, None] + 0.5) * outputs[None, :])  # (inputs, outputs)
-    basis *= (2.0 / num_inputs) ** 0.5
-    basis[:, 0] /= 2.0**0.5
-    return basis.to(device=device, dtype=dtype)
+    # A normal tensor even when first built under torch.inference_mode (evaluation): the cached one then
+    # also serves training batches.
+    with torch.inference_mode(False):
+        inputs = torch.arange(num_inputs, dtype=torch.float64)
+        outputs = torch.arange(num_outputs, dtype=torch.float64)
+        basis = torch.cos(torch.pi / num_inputs * (inputs[:, None] + 0.5) * outputs[None, :])  # (inputs, outputs)
+        basis *= (2.0 / num_inputs) ** 0.5
+        basis[:, 0] /= 2.0**0.5
+        return basis.to(device=device, dtype=dtype)
 
 
 def deltas(features: torch.Tensor, half_width: int = MFCC_DELTA_HALF_WIDTH) -> torch.Tensor:
