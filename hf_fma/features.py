@@ -262,16 +262,19 @@ class BatchedFbank(torch.nn.Module):
         kernel = (self.time_downscale, self.frequency_downscale)
         return F.avg_pool2d(features.unsqueeze(1), kernel_size=kernel).squeeze(1)  # (batch, frames', mel')
 
-    def cepstra(self, features: torch.Tensor) -> torch.Tensor:
+    def cepstra(self, features: torch.Tensor, with_deltas: bool = True) -> torch.Tensor:
         """FmaASTFeatureExtractor's MFCC of the pooled features when `num_mfcc` asks for them:
-        (batch, frames, mel) -> (batch, frames, num_mfcc * (1 + mfcc_delta_order))."""
+        (batch, frames, mel) -> (batch, frames, num_mfcc * (1 + mfcc_delta_order)); without `with_deltas`,
+        the coefficients alone (batch, frames, num_mfcc), for `forward` to append the deltas once per batch
+        (rather than per chunk of rows, where the small steps' overhead outweighed their arithmetic)."""
         if not self.num_mfcc:
             return features
-        # The extractor file's own function, the one definition of the MFCC (that file must run without
+        # The extractor file's own functions, the one definition of the MFCC (that file must run without
         # hf_fma, so the math lives there); imported here so that importing this module imports no model code.
-        from hf_fma.models.feature_extraction_fma_ast import mfcc
+        from hf_fma.models.feature_extraction_fma_ast import append_deltas, cepstral_coefficients
 
-        return mfcc(features, self.num_mfcc, self.mfcc_delta_order)
+        coefficients = cepstral_coefficients(features, self.num_mfcc)
+        return append_deltas(coefficients, self.mfcc_delta_order) if with_deltas else coefficients
 
     def forward(
         self,
@@ -288,10 +291,15 @@ class BatchedFbank(torch.nn.Module):
             # (rows, max_length, mel): a buffer small enough to stay in cache through the whole chain
             buffer = torch.empty(len(waveforms[rows]), self.max_length, self.num_mel_bins, dtype=self.dtype, device=device)
             features = self.normalize_value(self.log_mel(waveforms[rows], None if lengths is None else lengths[rows], out=buffer).float())
-            features = self.cepstra(self.downscale(features if augment is None else augment(features)))
+            features = self.downscale(features if augment is None else augment(features))
+            features = self.cepstra(features, with_deltas=False)
             if result is None:
                 result = features.new_empty(batch, *features.shape[1:])
             result[rows] = features
+        if self.num_mfcc and self.mfcc_delta_order:
+            from hf_fma.models.feature_extraction_fma_ast import append_deltas  # see cepstra
+
+            result = append_deltas(result, self.mfcc_delta_order)
         return result
 
 

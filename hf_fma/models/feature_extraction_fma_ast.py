@@ -70,17 +70,25 @@ def deltas(features: torch.Tensor, half_width: int = MFCC_DELTA_HALF_WIDTH) -> t
     return result.div_(half_width * (half_width + 1) * (2 * half_width + 1) / 3)
 
 
-def mfcc(features: torch.Tensor, num_mfcc: int, delta_order: int = 0) -> torch.Tensor:
-    """MFCC of log-mel features: (batch, frames, mel_bins) -> (batch, frames, num_mfcc * (1 + delta_order)).
+def cepstral_coefficients(features: torch.Tensor, num_mfcc: int) -> torch.Tensor:
+    """(batch, frames, mel_bins) log-mel -> (batch, frames, num_mfcc): the first `num_mfcc` coefficients of
+    the orthonormal DCT-II over the mel axis (as librosa's and torchaudio's MFCC)."""
+    return features @ dct_matrix(features.shape[-1], num_mfcc, features.dtype, features.device)
 
-    The first `num_mfcc` coefficients of the orthonormal DCT-II over the mel axis (as librosa's and
-    torchaudio's MFCC), then their deltas (`delta_order` 1) and delta-deltas (2, the deltas of the deltas),
-    concatenated on the last axis. On the features' device and dtype."""
-    coefficients = features @ dct_matrix(features.shape[-1], num_mfcc, features.dtype, features.device)
+
+def append_deltas(coefficients: torch.Tensor, delta_order: int) -> torch.Tensor:
+    """(batch, frames, n) -> (batch, frames, n * (1 + delta_order)): the coefficients, then their deltas
+    (`delta_order` 1) and delta-deltas (2, the deltas of the deltas), concatenated on the last axis."""
     stack = [coefficients]
     for _ in range(delta_order):
         stack.append(deltas(stack[-1]))
     return torch.cat(stack, dim=-1) if delta_order else coefficients
+
+
+def mfcc(features: torch.Tensor, num_mfcc: int, delta_order: int = 0) -> torch.Tensor:
+    """MFCC of log-mel features: (batch, frames, mel_bins) -> (batch, frames, num_mfcc * (1 + delta_order)),
+    `cepstral_coefficients` then `append_deltas`, on the features' device and dtype."""
+    return append_deltas(cepstral_coefficients(features, num_mfcc), delta_order)
 
 
 class FmaASTFeatureExtractor(ASTFeatureExtractor):
@@ -181,4 +189,4 @@ class FmaASTFeatureExtractor(ASTFeatureExtractor):
 # save_pretrained writes auto_map and copies this file, so AutoFeatureExtractor(trust_remote_code=True) works.
 FmaASTFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
 
-__all__ = ["FmaASTFeatureExtractor", "dct_matrix", "deltas", "mfcc"]
+__all__ = ["FmaASTFeatureExtractor", "append_deltas", "cepstral_coefficients", "dct_matrix", "deltas", "mfcc"]
