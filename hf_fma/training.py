@@ -76,6 +76,7 @@ from hf_fma.features import (
     SpecAugment,
     compute_fbank_stats,
     cross_entropy_loss,
+    expand_crops,
 )
 from hf_fma.configs import config_file, training_configs
 from hf_fma.data import DATASET_CONFIGS, load_fma
@@ -180,6 +181,14 @@ class DataArguments:
     )
     eval_crops: int = field(
         default=6, metadata={"help": "Evenly spaced crops per track for track-level metrics (logits averaged)."}
+    )
+    train_segments: int = field(
+        default=0,
+        metadata={
+            "help": "0: one random crop of each training track per epoch. N: each training track's N evenly spaced "
+            "crops are N training examples every epoch (the references' protocol: 6 segments of 5 s), all "
+            "within the training split."
+        },
     )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Train on this many tracks, balanced per genre (the sample-size study)."}
@@ -365,9 +374,10 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
             f"unknown AST preset {name!r}; valid presets: {', '.join(AST_PRESETS)} (or an AST checkpoint folder "
             "or Hub name to fine-tune)"
         )
-    if data_args.eval_crops < 1 or data_args.crop_seconds <= 0:
+    if data_args.eval_crops < 1 or data_args.crop_seconds <= 0 or data_args.train_segments < 0:
         raise ValueError(
-            f"eval_crops must be >= 1 and crop_seconds > 0, got {data_args.eval_crops} and {data_args.crop_seconds}"
+            f"eval_crops must be >= 1, crop_seconds > 0 and train_segments >= 0, got {data_args.eval_crops}, "
+            f"{data_args.crop_seconds} and {data_args.train_segments}"
         )
     crop_frames(data_args.crop_seconds)  # raises now, not after the fbank statistics, unless whole 10 ms hops
     for tracker in training_args.report_to or ():
@@ -703,7 +713,17 @@ def run_training(
     # collator computes the fbank of whole batches in the DataLoader workers.
     random_crop = AudioCropTransform(crop_seconds, "random", sampling_rate=feature_extractor.sampling_rate)
     center_crop = AudioCropTransform(crop_seconds, "center", sampling_rate=feature_extractor.sampling_rate)
-    train = with_crop_transform(labelled["train"], random_crop)
+    if data_args.train_segments:
+        # The references' protocol: a track's evenly spaced segments as examples of their own, augmentable
+        # like random crops. Expanded within the training split, so no segment of a validation or test
+        # track is trained on.
+        segments = AudioCropTransform(
+            crop_seconds, "even", n_crops=data_args.train_segments, augment=True,
+            sampling_rate=feature_extractor.sampling_rate,
+        )  # fmt: skip
+        train = with_crop_transform(expand_crops(labelled["train"], data_args.train_segments), segments)
+    else:
+        train = with_crop_transform(labelled["train"], random_crop)
     validation = with_crop_transform(labelled["validation"], center_crop)
     if data_args.streaming and training_args.world_size > 1:
         validation = WholeStream(validation)

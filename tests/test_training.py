@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from datasets import Audio, ClassLabel, Dataset
@@ -305,6 +306,34 @@ def test_tiny_lstm_learns_the_demo_genres_from_mfcc_and_ships_as_a_model_reposit
     classifier = pipeline("audio-classification", model=str(repository), trust_remote_code=True)
     predictions = classifier(track["audio"]["array"], top_k=8)
     assert {prediction["label"] for prediction in predictions} == set(test.features["genre"].names)
+
+
+class _TrainingRows(TrainerCallback):
+    """The rows of the training DataLoader, read once training starts."""
+
+    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        self.dataset = train_dataloader.dataset
+
+
+def test_train_segments_make_every_evenly_spaced_crop_of_a_training_track_an_example(demo_dir, tmp_path):
+    from hf_fma.audio import load_crop
+
+    argv = [
+        "--config", str(CNN_DEMO), "--data_dir", str(demo_dir), "--output_dir", str(tmp_path),
+        "--train_segments", "3", "--crop_seconds", "1", "--num_train_epochs", "1", "--eval_crops", "1",
+        "--train_eval_samples", "0", "--dataloader_num_workers", "0", "--dataloader_persistent_workers", "false",
+    ]  # fmt: skip
+    rows = _TrainingRows()
+    run_training(*parse_arguments(argv), callbacks=[rows])
+    tracks = load_fma("small", data_dir=demo_dir, split="train").cast_column("audio", Audio(decode=False))
+    assert len(rows.dataset) == 3 * len(tracks)  # 96 tracks x 3 segments
+    assert json.loads((tmp_path / "trainer_state.json").read_text())["global_step"] == 18  # 288 / 16 per step
+    first = rows.dataset[:3]
+    assert first["crop_index"] == [0, 1, 2] and all(first["augment"])  # SpecAugment/mixup may apply
+    assert set(rows.dataset["track_id"]) == set(tracks["track_id"])  # the training split's tracks only
+    source = tracks.with_format(None)[0]["audio"]
+    for index in range(3):  # the track's first, middle and last seconds: evenly spaced, decoded independently
+        np.testing.assert_array_equal(first["waveform"][index], load_crop(source, 1.0, "even", index, 3))
 
 
 class _BatchesPerEvaluation(TrainerCallback):
