@@ -39,7 +39,7 @@ from hf_fma.run_folder import (
 )
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "model_cards"
-MODEL_CARD_TEMPLATES = {"AST": "ast_model_card.md", "CNN": "cnn_model_card.md"}
+MODEL_CARD_TEMPLATES = {"AST": "ast_model_card.md", "CNN": "cnn_model_card.md", "LSTM": "lstm_model_card.md"}
 DATASET_CARD_TEMPLATE = "dataset_card.md"
 # FMA's tracks are under their artists' Creative Commons licences, many non-commercial and share-alike:
 # a permissive default would grant uses of the model that the audio it learned from does not allow.
@@ -261,7 +261,7 @@ def model_card(
         library_name="transformers",
         pipeline_tag="audio-classification",
         tags=["audio-classification", "music", "music-genre-classification", "fma", "hf-fma",
-              "audio-spectrogram-transformer" if run.family == "AST" else "cnn"],
+              {"AST": "audio-spectrogram-transformer", "CNN": "cnn", "LSTM": "lstm"}[run.family]],
         datasets=[dataset_id] if dataset_id else None,
         metrics=["accuracy", "f1"],
         base_model=base_model,
@@ -310,6 +310,9 @@ def model_card(
             frequency_downscale=features.get("frequency_downscale", 1),
             time_downscale=features.get("time_downscale", 1),
             pooled=(features.get("frequency_downscale", 1), features.get("time_downscale", 1)) != (1, 1),
+            bands=features["num_mel_bins"] // features.get("frequency_downscale", 1),
+            num_mfcc=features.get("num_mfcc", 0),
+            mfcc_delta_order=features.get("mfcc_delta_order", 0),
             frames=frames,
             mel_bins=mel_bins,
             mean=f"{features['mean']:.4f}",

@@ -10,8 +10,8 @@ The pieces, in the order a batch meets them:
   {"input_values": FloatTensor (batch, frames, mel_bins), "labels": LongTensor (batch,)} (mixup: soft
   labels, FloatTensor (batch, num_labels)). The same inputs serve AST and the CNN.
 - `BatchedFbank` (a torch module, CPU or GPU): `ASTFeatureExtractor`'s log-mel fbank, padding, truncation,
-  normalisation, plus FmaASTFeatureExtractor's pooling, for a whole batch at once; within 1e-3 of the
-  extractor (float32; `.double()` for 1e-6).
+  normalisation, plus FmaASTFeatureExtractor's pooling and MFCC, for a whole batch at once; within 1e-3 of
+  the extractor (float32; `.double()` for 1e-6).
 - `build_fbank_cache` + `CachedCropTransform`: the fbank of every whole track computed once and stored
   with `datasets`; crops are then cut from stored frames, for many-epoch runs.
 - `compute_fbank_stats` / `hf-fma stats`: mean and std of the fbank over a training split.
@@ -77,7 +77,8 @@ class BatchedFbank(torch.nn.Module):
     no edge padding), per-frame DC removal, pre-emphasis 0.97, symmetric Hann window, 512-point power
     spectrum, Kaldi mel filters from 20 Hz, natural log floored at float32 epsilon; then padding with
     zeros or truncation to `max_length` frames, `(x - mean) / (2 * std)`, and the average pooling of
-    `FmaASTFeatureExtractor` (`frequency_downscale` x `time_downscale`).
+    `FmaASTFeatureExtractor` (`frequency_downscale` x `time_downscale`), then its MFCC (`num_mfcc`,
+    `mfcc_delta_order`).
 
     Computes in `dtype`: float32 by default (within 1e-3 of the extractor on real music and on synthetic
     tones, and what a GPU wants); float64 matches it to 1e-6. Device-agnostic: `.to("cuda")` and pass
@@ -108,6 +109,8 @@ class BatchedFbank(torch.nn.Module):
         std: float = AUDIOSET_STD,
         frequency_downscale: int = 1,
         time_downscale: int = 1,
+        num_mfcc: int = 0,
+        mfcc_delta_order: int = 0,
         dtype: torch.dtype = torch.float32,
     ):
         super().__init__()
@@ -120,6 +123,8 @@ class BatchedFbank(torch.nn.Module):
         self.std = std
         self.frequency_downscale = frequency_downscale
         self.time_downscale = time_downscale
+        self.num_mfcc = num_mfcc
+        self.mfcc_delta_order = mfcc_delta_order
         with warnings.catch_warnings():
             # 128 Kaldi bins leave the lowest filters empty at 512 points; ASTFeatureExtractor warns already.
             warnings.simplefilter("ignore", UserWarning)
@@ -153,12 +158,15 @@ class BatchedFbank(torch.nn.Module):
             std=feature_extractor.std,
             frequency_downscale=getattr(feature_extractor, "frequency_downscale", 1),
             time_downscale=getattr(feature_extractor, "time_downscale", 1),
+            num_mfcc=getattr(feature_extractor, "num_mfcc", 0),
+            mfcc_delta_order=getattr(feature_extractor, "mfcc_delta_order", 0),
         )
 
     def extra_repr(self) -> str:
         return (
             f"num_mel_bins={self.num_mel_bins}, max_length={self.max_length}, do_normalize={self.do_normalize}, "
-            f"mean={self.mean}, std={self.std}, downscale={self.time_downscale}x{self.frequency_downscale}"
+            f"mean={self.mean}, std={self.std}, downscale={self.time_downscale}x{self.frequency_downscale}, "
+            f"num_mfcc={self.num_mfcc}, mfcc_delta_order={self.mfcc_delta_order}"
         )
 
     @property
@@ -254,6 +262,20 @@ class BatchedFbank(torch.nn.Module):
         kernel = (self.time_downscale, self.frequency_downscale)
         return F.avg_pool2d(features.unsqueeze(1), kernel_size=kernel).squeeze(1)  # (batch, frames', mel')
 
+    def cepstra(self, features: torch.Tensor, with_deltas: bool = True) -> torch.Tensor:
+        """FmaASTFeatureExtractor's MFCC of the pooled features when `num_mfcc` asks for them:
+        (batch, frames, mel) -> (batch, frames, num_mfcc * (1 + mfcc_delta_order)); without `with_deltas`,
+        the coefficients alone (batch, frames, num_mfcc), for `forward` to append the deltas once per batch
+        (rather than per chunk of rows, where the small steps' overhead outweighed their arithmetic)."""
+        if not self.num_mfcc:
+            return features
+        # The extractor file's own functions, the one definition of the MFCC (that file must run without
+        # hf_fma, so the math lives there); imported here so that importing this module imports no model code.
+        from hf_fma.models.feature_extraction_fma_ast import append_deltas, cepstral_coefficients
+
+        coefficients = cepstral_coefficients(features, self.num_mfcc)
+        return append_deltas(coefficients, self.mfcc_delta_order) if with_deltas else coefficients
+
     def forward(
         self,
         waveforms: torch.Tensor,
@@ -262,7 +284,7 @@ class BatchedFbank(torch.nn.Module):
     ) -> torch.Tensor:
         """(batch, samples) at `sampling_rate` -> model inputs (batch, frames, mel_bins), float32, chunk by
         chunk of rows, each through the whole chain while it is in cache. `augment` (e.g. SpecAugment) takes
-        each chunk's normalised features before pooling."""
+        each chunk's normalised features before pooling and MFCC."""
         batch, device = len(waveforms), self.window.device
         result = None
         for rows in self._chunks(batch, self.max_length, device):
@@ -270,9 +292,14 @@ class BatchedFbank(torch.nn.Module):
             buffer = torch.empty(len(waveforms[rows]), self.max_length, self.num_mel_bins, dtype=self.dtype, device=device)
             features = self.normalize_value(self.log_mel(waveforms[rows], None if lengths is None else lengths[rows], out=buffer).float())
             features = self.downscale(features if augment is None else augment(features))
+            features = self.cepstra(features, with_deltas=False)
             if result is None:
                 result = features.new_empty(batch, *features.shape[1:])
             result[rows] = features
+        if self.num_mfcc and self.mfcc_delta_order:
+            from hf_fma.models.feature_extraction_fma_ast import append_deltas  # see cepstra
+
+            result = append_deltas(result, self.mfcc_delta_order)
         return result
 
 
@@ -522,7 +549,8 @@ class FbankCollator:
             input_values = self.fbank(padded, lengths, augment=spec_augment)  # (batch, frames, mel)
         else:  # cached frames are already log-mel, zero-padded like the frames log_mel leaves beyond a clip
             features = self.fbank.pad_and_normalize(padded)  # (batch, max_length, mel)
-            input_values = self.fbank.downscale(features if spec_augment is None else spec_augment(features))
+            features = self.fbank.downscale(features if spec_augment is None else spec_augment(features))
+            input_values = self.fbank.cepstra(features)
         batch = {"input_values": input_values}
         if labels is not None:
             batch["labels"] = labels

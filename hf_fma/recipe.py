@@ -1,5 +1,5 @@
-"""The entry point of `hf-fma train`, `recipes/train_ast.py` and `recipes/train_cnn.py`: arguments,
-training, publishing.
+"""The entry point of `hf-fma train` and the recipes (`recipes/train_ast.py`, `train_cnn.py`,
+`train_lstm.py`): arguments, training, publishing.
 
     hf-fma train ast_demo --data_dir demo_data
     python recipes/train_ast.py --config hf_fma/configs/ast_demo.yaml
@@ -22,9 +22,9 @@ from hf_fma.training import parse_arguments, run_training, setup_logging, summar
 
 
 def train_main(argv: Sequence[str] | None = None, model_family: str | None = None, prog: str | None = None) -> int:
-    """`python recipes/train_ast.py ...` is `train_main(argv, "ast")`; `recipes/train_cnn.py` is
-    `train_main(argv, "cnn")`; `hf-fma train CONFIG ...` is `train_main(argv, prog="hf-fma train")`: the
-    config's model_family. A user error (a wrong argument, config or checkpoint, a run already in
+    """`python recipes/train_ast.py ...` is `train_main(argv, "ast")`; `recipes/train_cnn.py` and
+    `train_lstm.py` are `train_main(argv, "cnn")` and `train_main(argv, "lstm")`; `hf-fma train CONFIG ...` is
+    `train_main(argv, prog="hf-fma train")`: the config's model_family. A user error (a wrong argument, config or checkpoint, a run already in
     output_dir, a missing tracker) ends it with one line on stderr and exit status 2, on every process."""
     prog = prog or Path(sys.argv[0]).name
     return run_command(prog, lambda argv: _train(argv, model_family, prog), argv)

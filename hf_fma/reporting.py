@@ -49,7 +49,7 @@ from hf_fma.run_folder import (
 DEFAULT_TABLE_METRIC = "test_track_accuracy"
 TABLE_JSON_NAME = "results.json"
 TABLE_MARKDOWN_NAME = "results.md"
-MODEL_FAMILIES = {"audio-spectrogram-transformer": "AST", "fma_cnn": "CNN"}
+MODEL_FAMILIES = {"audio-spectrogram-transformer": "AST", "fma_cnn": "CNN", "fma_lstm": "LSTM"}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -116,9 +116,13 @@ class Run:
 
     @property
     def input_shape(self) -> tuple[int, int]:
-        """(frames, mel_bins) of the model's input, after any pooling of the feature extractor."""
+        """(frames, values per frame) of the model's input, after any pooling or MFCC of the feature extractor:
+        mel bins, or MFCC with their deltas."""
         frames = int(self.feature_config["max_length"]) // int(self.feature_config.get("time_downscale", 1))
         mel_bins = int(self.feature_config["num_mel_bins"]) // int(self.feature_config.get("frequency_downscale", 1))
+        num_mfcc = int(self.feature_config.get("num_mfcc", 0))
+        if num_mfcc:
+            return frames, num_mfcc * (1 + int(self.feature_config.get("mfcc_delta_order", 0)))
         return frames, mel_bins
 
     @property
@@ -132,7 +136,8 @@ class Run:
         frequency = int(self.feature_config.get("frequency_downscale", 1))
         time = int(self.feature_config.get("time_downscale", 1))
         pooled = f" ({frequency}x{time} pooled)" if (frequency, time) != (1, 1) else ""
-        return f"log-mel {mel_bins}x{frames}{pooled}, {self.crop_seconds:g} s"
+        kind = "MFCC" if self.feature_config.get("num_mfcc") else "log-mel"
+        return f"{kind} {mel_bins}x{frames}{pooled}, {self.crop_seconds:g} s"
 
     @property
     def training_tracks(self) -> int | None:

@@ -93,12 +93,13 @@ from hf_fma.features import (
     SpecAugment,
     compute_fbank_stats,
     cross_entropy_loss,
+    expand_crops,
 )
 from hf_fma.configs import config_file, training_configs
 from hf_fma.data import DATASET_CONFIGS, is_demo_data, load_fma
 from hf_fma.export import is_demo_export
 from hf_fma.geometry import crop_frames
-from hf_fma.models import AST_PRESETS, CNN_PRESETS, build_cnn, build_model
+from hf_fma.models import AST_PRESETS, CNN_PRESETS, LSTM_PRESETS, build_cnn, build_lstm, build_model
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
 from hf_fma.run_folder import (
     ALL_RESULTS_NAME,
@@ -115,7 +116,9 @@ from hf_fma.run_folder import (
 
 logger = logging.getLogger(__name__)
 
-MODEL_FAMILIES = ("ast", "cnn")
+# model_family -> (presets, their builder) of the baselines trained from scratch; AST is built by build_model.
+BASELINES = {"cnn": (CNN_PRESETS, build_cnn), "lstm": (LSTM_PRESETS, build_lstm)}
+MODEL_FAMILIES = ("ast", *BASELINES)
 # Every tracker `--report_to` takes (transformers' INTEGRATION_TO_CALLBACK): transformers' own test that it
 # can report, and what it needs. Trainer runs the test only when it is built, after the data is prepared,
 # and some callbacks then fail in their own cleanup (mlflow's): check_arguments runs it at start instead.
@@ -143,18 +146,27 @@ class ModelArguments:
 
     model_family: str = field(
         default="ast",
-        metadata={"help": "ast (recipes/train_ast.py) or cnn (recipes/train_cnn.py); the recipe sets it."},
+        metadata={
+            "help": "ast (recipes/train_ast.py), cnn (recipes/train_cnn.py) or lstm (recipes/train_lstm.py); the "
+            "recipe sets it."
+        },
     )
     model_name_or_path: str = field(
         default="tiny",
         metadata={
             "help": f"AST: a preset ({', '.join(AST_PRESETS)}; 'audioset' fine-tunes the AudioSet checkpoint) or "
-            f"an AST checkpoint (Hub name or folder) to fine-tune. CNN: a preset ({', '.join(CNN_PRESETS)})."
+            f"an AST checkpoint (Hub name or folder) to fine-tune. CNN: a preset ({', '.join(CNN_PRESETS)}). "
+            f"LSTM: a preset ({', '.join(LSTM_PRESETS)})."
         },
     )
     num_mel_bins: int = field(default=128, metadata={"help": "Mel bins of the fbank (AST: 128)."})
     frequency_downscale: int = field(default=1, metadata={"help": "Mel bins average-pooled into one (study: 4)."})
     time_downscale: int = field(default=1, metadata={"help": "10 ms frames average-pooled into one (study: 4)."})
+    num_mfcc: int = field(
+        default=0,
+        metadata={"help": "MFCC per frame (e.g. 13, 20, 40) of the (pooled) log-mel as the model's input; 0: log-mel."},
+    )
+    mfcc_delta_order: int = field(default=0, metadata={"help": "With num_mfcc: 1 adds deltas, 2 also delta-deltas."})
     feature_mean: float | None = field(
         default=None,
         metadata={
@@ -203,6 +215,14 @@ class DataArguments:
     )
     eval_crops: int = field(
         default=6, metadata={"help": "Evenly spaced crops per track for track-level metrics (logits averaged)."}
+    )
+    train_segments: int = field(
+        default=0,
+        metadata={
+            "help": "0: one random crop of each training track per epoch. N: each training track's N evenly spaced "
+            "crops are N training examples every epoch (the references' protocol: 6 segments of 5 s), all "
+            "within the training split."
+        },
     )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Train on this many tracks, balanced per genre (the sample-size study)."}
@@ -407,17 +427,21 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
     if model_args.model_family not in MODEL_FAMILIES:
         raise ValueError(f"unknown model_family {model_args.model_family!r}; valid: {', '.join(MODEL_FAMILIES)}")
     name = model_args.model_name_or_path
-    if model_args.model_family == "cnn" and name not in CNN_PRESETS:
-        raise ValueError(f"unknown CNN preset {name!r}; valid presets: {', '.join(CNN_PRESETS)}")
+    if model_args.model_family in BASELINES and name not in BASELINES[model_args.model_family][0]:
+        presets = BASELINES[model_args.model_family][0]
+        raise ValueError(
+            f"unknown {model_args.model_family.upper()} preset {name!r}; valid presets: {', '.join(presets)}"
+        )
     # A checkpoint is a folder or a Hub name ("owner/name"); any other bare word must be a preset.
     if model_args.model_family == "ast" and name not in AST_PRESETS and "/" not in name and not os.path.isdir(name):
         raise ValueError(
             f"unknown AST preset {name!r}; valid presets: {', '.join(AST_PRESETS)} (or an AST checkpoint folder "
             "or Hub name to fine-tune)"
         )
-    if data_args.eval_crops < 1 or data_args.crop_seconds <= 0:
+    if data_args.eval_crops < 1 or data_args.crop_seconds <= 0 or data_args.train_segments < 0:
         raise ValueError(
-            f"eval_crops must be >= 1 and crop_seconds > 0, got {data_args.eval_crops} and {data_args.crop_seconds}"
+            f"eval_crops must be >= 1, crop_seconds > 0 and train_segments >= 0, got {data_args.eval_crops}, "
+            f"{data_args.crop_seconds} and {data_args.train_segments}"
         )
     crop_frames(data_args.crop_seconds)  # raises now, not after the fbank statistics, unless whole 10 ms hops
     for tracker in training_args.report_to or ():  # TrainingArguments made "all" the available ones
@@ -591,6 +615,8 @@ def build_feature_extractor(
         std=std,
         frequency_downscale=model_args.frequency_downscale,
         time_downscale=model_args.time_downscale,
+        num_mfcc=model_args.num_mfcc,
+        mfcc_delta_order=model_args.mfcc_delta_order,
     )
 
 
@@ -604,9 +630,10 @@ def build_collator(data_args: DataArguments, feature_extractor, num_labels: int)
 
 
 def build_classifier(model_args: ModelArguments, feature_extractor, label_names: Sequence[str]):
-    """AST (preset from scratch or checkpoint fine-tuned) or the CNN, sized to the features."""
-    if model_args.model_family == "cnn":
-        return build_cnn(model_args.model_name_or_path, feature_extractor, label_names)
+    """AST (preset from scratch or checkpoint fine-tuned), the CNN or the LSTM, sized to the features."""
+    if model_args.model_family in BASELINES:
+        _, build_baseline = BASELINES[model_args.model_family]
+        return build_baseline(model_args.model_name_or_path, feature_extractor, label_names)
     return build_model(model_args.model_name_or_path, feature_extractor, label_names)
 
 
@@ -760,7 +787,17 @@ def run_training(
     # collator computes the fbank of whole batches in the DataLoader workers.
     random_crop = AudioCropTransform(crop_seconds, "random", sampling_rate=feature_extractor.sampling_rate)
     center_crop = AudioCropTransform(crop_seconds, "center", sampling_rate=feature_extractor.sampling_rate)
-    train = with_crop_transform(labelled["train"], random_crop)
+    if data_args.train_segments:
+        # The references' protocol: a track's evenly spaced segments as examples of their own, augmentable
+        # like random crops. Expanded within the training split, so no segment of a validation or test
+        # track is trained on.
+        segments = AudioCropTransform(
+            crop_seconds, "even", n_crops=data_args.train_segments, augment=True,
+            sampling_rate=feature_extractor.sampling_rate,
+        )  # fmt: skip
+        train = with_crop_transform(expand_crops(labelled["train"], data_args.train_segments), segments)
+    else:
+        train = with_crop_transform(labelled["train"], random_crop)
     validation = with_crop_transform(labelled["validation"], center_crop)
     if data_args.streaming and training_args.world_size > 1:
         validation = WholeStream(validation)

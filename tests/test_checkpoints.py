@@ -1,4 +1,4 @@
-"""Checkpoints come back exactly: a resumed AST run continues where it stopped, and a checkpoint of another
+"""Checkpoints come back exactly: a resumed AST or LSTM run continues where it stopped, and a checkpoint of another
 model family or genre set is refused before training.
 
 Run: .venv/bin/python -m pytest tests/test_checkpoints.py -q
@@ -19,6 +19,7 @@ from hf_fma.training import parse_arguments, run_training
 from .conftest import REPO_ROOT
 
 AST_DEMO = REPO_ROOT / "hf_fma" / "configs" / "ast_demo.yaml"
+LSTM_DEMO = REPO_ROOT / "hf_fma" / "configs" / "lstm_demo.yaml"
 DEMO_GENRES = ["Electronic", "Experimental", "Folk", "Hip-Hop", "Instrumental", "International", "Pop", "Rock"]
 
 
@@ -65,19 +66,26 @@ def _tiny_ast_argv(demo_dir, output_dir):
     ]  # fmt: skip
 
 
-def test_an_interrupted_ast_run_resumes_with_its_trained_encoder(demo_dir, tmp_path, monkeypatch):
+def _tiny_lstm_argv(demo_dir, output_dir):
+    # The LSTM demo's 20 MFCC of 20 ms frames (its tiny LSTM has dropout: random draws to restore too) on
+    # the AST run's schedule; config and flags last, so they override the AST demo's.
+    return [*_tiny_ast_argv(demo_dir, output_dir), "--config", str(LSTM_DEMO), "--time_downscale", "2"]
+
+
+@pytest.mark.parametrize("tiny_argv", [_tiny_ast_argv, _tiny_lstm_argv], ids=["ast", "lstm on mfcc"])
+def test_an_interrupted_run_resumes_with_its_trained_weights(demo_dir, tmp_path, monkeypatch, tiny_argv):
     uninterrupted_dir, interrupted_dir = tmp_path / "uninterrupted", tmp_path / "interrupted"
     uninterrupted = _LossesLogged()
-    run_training(*parse_arguments(_tiny_ast_argv(demo_dir, uninterrupted_dir)), callbacks=[uninterrupted])
+    run_training(*parse_arguments(tiny_argv(demo_dir, uninterrupted_dir)), callbacks=[uninterrupted])
 
     # Stopped in the middle of epoch 3 (steps 13 to 18), after the checkpoint of epoch 2 (step 12).
     before = _LossesLogged()
     with pytest.raises(KeyboardInterrupt):
-        argv = _tiny_ast_argv(demo_dir, interrupted_dir)
+        argv = tiny_argv(demo_dir, interrupted_dir)
         run_training(*parse_arguments(argv), callbacks=[before, _InterruptAtStep(15)])
     assert sorted(path.name for path in interrupted_dir.glob("checkpoint-*")) == ["checkpoint-12", "checkpoint-6"]
     after = _LossesLogged()
-    argv = [*_tiny_ast_argv(demo_dir, interrupted_dir), "--resume_from_checkpoint", "last"]
+    argv = [*tiny_argv(demo_dir, interrupted_dir), "--resume_from_checkpoint", "last"]
     # The fbank statistics come from the checkpoint (saved with its model), not measured again.
     monkeypatch.setattr(training, "compute_fbank_stats", lambda *args, **kwargs: pytest.fail("measured again"))
     metrics = run_training(*parse_arguments(argv), callbacks=[after])

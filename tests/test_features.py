@@ -27,7 +27,7 @@ from hf_fma.features import (
     expand_crops,
     stats_main,
 )
-from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
+from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor, mfcc
 
 TARGET = 16000
 # ASTFeatureExtractor warns that 128 Kaldi bins leave the lowest filters empty at 512 FFT points.
@@ -100,6 +100,68 @@ def test_pooling_extractor_and_batched_fbank_agree():
     np.testing.assert_allclose(features.numpy(), expected.numpy(), atol=1e-3, rtol=0)
     with pytest.raises(ValueError, match="time_downscale must be a positive integer"):
         FmaASTFeatureExtractor(time_downscale=0)
+
+
+def _numpy_mfcc(log_mel: np.ndarray, num_mfcc: int, delta_order: int) -> np.ndarray:
+    """MFCC (and deltas) of (batch, frames, bands) written out from the textbook definitions, in float64:
+    the orthonormal DCT-II sum X_k = s_k sum_m x_m cos(pi k (2m + 1) / 2M), s_0 = sqrt(1/M), s_k = sqrt(2/M);
+    HTK's delta regression over +-4 frames, edge frames repeated (torchaudio's compute_deltas, win_length 9)."""
+    bands = log_mel.shape[-1]
+    cepstra = np.zeros(log_mel.shape[:-1] + (num_mfcc,))
+    for k in range(num_mfcc):
+        scale = np.sqrt((1 if k == 0 else 2) / bands)
+        for m in range(bands):
+            cepstra[..., k] += scale * log_mel[..., m] * np.cos(np.pi * k * (2 * m + 1) / (2 * bands))
+    stack = [cepstra]
+    for _ in range(delta_order):
+        previous = np.pad(stack[-1], ((0, 0), (4, 4), (0, 0)), mode="edge")
+        frames = stack[-1].shape[1]
+        regression = sum(n * (previous[:, 4 + n : 4 + n + frames] - previous[:, 4 - n : 4 - n + frames]) for n in range(1, 5))
+        stack.append(regression / (2 * sum(n * n for n in range(1, 5))))
+    return np.concatenate(stack, axis=-1)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"num_mfcc": 13},
+        {"num_mfcc": 20, "mfcc_delta_order": 2},
+        {"num_mfcc": 40, "mfcc_delta_order": 1},
+        {"num_mfcc": 13, "mfcc_delta_order": 2, "frequency_downscale": 2, "time_downscale": 2},
+    ],
+    ids=["13", "20+deltas+delta-deltas", "40+deltas", "13+deltas+delta-deltas of pooled bands"],
+)
+def test_mfcc_of_extractor_and_batched_fbank_equal_a_numpy_dct_on_real_music(fma_sample, settings):
+    music = load_audio(fma_sample / "fma_small" / "000" / "000002.mp3")
+    waveforms = [music[:48000], music[-40000:], music[20000:30000]]  # the last one padded to max_length
+    extractor = FmaASTFeatureExtractor(max_length=300, mean=-3.0, std=4.0, **settings)
+    pooled = FmaASTFeatureExtractor(
+        max_length=300, mean=-3.0, std=4.0, frequency_downscale=settings.get("frequency_downscale", 1),
+        time_downscale=settings.get("time_downscale", 1),
+    )  # fmt: skip
+    log_mel = pooled(waveforms, sampling_rate=TARGET, return_tensors="np")["input_values"].astype(np.float64)
+    expected = _numpy_mfcc(log_mel, settings["num_mfcc"], settings.get("mfcc_delta_order", 0))
+    features = extractor(waveforms, sampling_rate=TARGET, return_tensors="np")["input_values"]
+    assert features.shape == expected.shape == (3, log_mel.shape[1], settings["num_mfcc"] * (1 + settings.get("mfcc_delta_order", 0)))
+    np.testing.assert_allclose(features, expected, atol=1e-4, rtol=0)
+    batch = BatchedFbank.from_feature_extractor(extractor)(*batched(waveforms))
+    np.testing.assert_allclose(batch.numpy(), expected, atol=2e-3, rtol=0)
+
+
+def test_mfcc_settings_are_checked_and_reach_batched_fbank_through_the_saved_config(tmp_path):
+    with pytest.raises(ValueError, match="num_mfcc must be an integer from 0 .no MFCC. to the 32 mel bands, got 33"):
+        FmaASTFeatureExtractor(num_mel_bins=128, frequency_downscale=4, num_mfcc=33)
+    with pytest.raises(ValueError, match="mfcc_delta_order must be 0, 1 or 2, and needs num_mfcc > 0, got 3"):
+        FmaASTFeatureExtractor(num_mfcc=13, mfcc_delta_order=3)
+    FmaASTFeatureExtractor(max_length=200, num_mfcc=20, mfcc_delta_order=1).save_pretrained(tmp_path)
+    loaded = AutoFeatureExtractor.from_pretrained(tmp_path)
+    assert type(loaded) is FmaASTFeatureExtractor and (loaded.num_mfcc, loaded.mfcc_delta_order) == (20, 1)
+    fbank = BatchedFbank.from_feature_extractor(loaded)
+    with torch.inference_mode():  # as evaluation computes features, before training does again
+        assert fbank(torch.zeros(2, 16000)).shape == (2, 200, 40)
+    features = torch.randn(1, 20, 128, requires_grad=True)
+    mfcc(features, 20, 1).sum().backward()  # the same (cached) DCT in a computation autograd records
+    assert features.grad.abs().sum() > 0
 
 
 def test_extractor_without_pooling_is_saved_as_a_plain_ast_feature_extractor(tmp_path):
@@ -315,6 +377,9 @@ def test_cached_crops_equal_crops_computed_from_audio(tracks, tmp_path):
     assert batch["input_values"].shape == (6, 500, 128)
     short = extractor(load_crop(tracks.with_format(None)[4]["audio"], None), sampling_rate=TARGET)["input_values"][0]
     np.testing.assert_allclose(batch["input_values"][4].numpy(), short, atol=1e-3)  # the 3 s track, padded
+    mfcc = FmaASTFeatureExtractor(max_length=500, num_mfcc=13, mfcc_delta_order=1)  # cached frames give MFCC too
+    expected = mfcc(load_crop(tracks.with_format(None)[4]["audio"], None), sampling_rate=TARGET)["input_values"][0]
+    np.testing.assert_allclose(FbankCollator(mfcc)([crops[4]])["input_values"][0].numpy(), expected, atol=2e-3)
 
     training = half.with_transform(CachedCropTransform(crop_seconds=5.0, policy="random"))
     assert training[0]["augment"] is True and training[0]["fbank"].shape == (498, 128)

@@ -1,10 +1,12 @@
-"""The models: AST presets and position-embedding adaptation, the CNN baseline, saving, remote code, pipeline.
+"""The models: AST presets and position-embedding adaptation, the CNN and LSTM baselines, saving, remote code,
+pipeline.
 
 Run: cd /work/main && python -m pytest tests/test_models.py -q
 Tiny configurations only; the AST checkpoints are ones the tests save themselves (the Hub is offline).
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,9 +26,12 @@ from hf_fma.models import (
     FmaASTFeatureExtractor,
     FmaCnnConfig,
     FmaCnnForAudioClassification,
+    FmaLstmConfig,
+    FmaLstmForAudioClassification,
     adapt_position_embeddings,
     build_ast,
     build_cnn,
+    build_lstm,
     build_model,
     load_pretrained_ast,
 )
@@ -73,6 +78,21 @@ def cnn_folder(tmp_path_factory, extractor):
     model = build_cnn("tiny", extractor, SMALL_GENRES)
     model, _ = _train_steps(model, _batch(8), torch.arange(8))
     return _save(model, extractor, tmp_path_factory.mktemp("cnn"))
+
+
+@pytest.fixture(scope="module")
+def mfcc_extractor():
+    """13 MFCC with deltas and delta-deltas of 1 s pooled by 2 in time: 50 frames x 39 values."""
+    return FmaASTFeatureExtractor(num_mel_bins=64, max_length=100, time_downscale=2, num_mfcc=13, mfcc_delta_order=2)
+
+
+@pytest.fixture(scope="module")
+def lstm_folder(tmp_path_factory, mfcc_extractor):
+    """A tiny LSTM on MFCC after a few training steps, saved with its MFCC feature extractor."""
+    torch.manual_seed(0)
+    model = build_lstm("tiny", mfcc_extractor, SMALL_GENRES)
+    model, _ = _train_steps(model, _batch(8, frames=50, mel_bins=39), torch.arange(8))
+    return _save(model, mfcc_extractor, tmp_path_factory.mktemp("lstm"))
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +176,80 @@ def test_cnn_rejects_bad_config_and_input(extractor):
     model = FmaCnnForAudioClassification(FmaCnnConfig(num_mel_bins=MEL_BINS))
     with pytest.raises(ValueError, match=r"\(batch, frames, 32 mel bins\), got shape \(4, 32, 64\)"):
         model(_batch().transpose(1, 2))
+
+
+# --- LSTM ------------------------------------------------------------------------------------------------
+
+
+def _lstm_forward_from_weights(state: dict, config: FmaLstmConfig, input_values: torch.Tensor) -> torch.Tensor:
+    """The LSTM's logits recomputed from its state_dict, one frame at a time, from the LSTM equations
+    (gates i, f, g, o stacked in that order in torch's weights): i, f, o = sigmoid, g = tanh of
+    W_ih x_t + b_ih + W_hh h_{t-1} + b_hh; c_t = f c_{t-1} + i g; h_t = o tanh(c_t). A bidirectional
+    layer runs a second set (suffix _reverse) from the last frame to the first and concatenates. Then the
+    configured pooling, the dense ReLU layer and the classifier."""
+    F = torch.nn.functional
+    sequence = input_values  # (batch, frames, features)
+    frames = sequence.shape[1]
+    for layer in range(config.num_hidden_layers):
+        directions = []
+        for suffix, order in (("", range(frames)), ("_reverse", range(frames - 1, -1, -1))):
+            if suffix and not config.bidirectional:
+                continue
+            weights = {name: state[f"lstm.{name}_l{layer}{suffix}"] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+            h = torch.zeros(len(sequence), config.hidden_size)
+            c = torch.zeros(len(sequence), config.hidden_size)
+            outputs = [None] * frames
+            for t in order:
+                gates = sequence[:, t] @ weights["weight_ih"].T + weights["bias_ih"] + h @ weights["weight_hh"].T + weights["bias_hh"]
+                i, f, g, o = gates.chunk(4, dim=-1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                outputs[t] = h
+            directions.append(torch.stack(outputs, dim=1))  # (batch, frames, hidden)
+        sequence = torch.cat(directions, dim=-1)
+    if config.pooling == "mean":
+        pooled = sequence.mean(dim=1)
+    else:  # each direction after reading every frame
+        pooled = torch.cat([sequence[:, -1, : config.hidden_size], sequence[:, 0, config.hidden_size :]], dim=-1)
+    dense = F.relu(F.linear(pooled, state["dense.0.weight"], state["dense.0.bias"]))
+    return F.linear(dense, state["classifier.weight"], state["classifier.bias"])
+
+
+@pytest.mark.parametrize(
+    "settings", [dict(pooling="last"), dict(pooling="last", bidirectional=True), dict(pooling="mean", bidirectional=True)],
+    ids=["last frame", "bidirectional, last frames", "bidirectional, mean"],
+)
+def test_lstm_forward_is_stacked_lstm_then_pooling_dense_and_classifier(settings):
+    torch.manual_seed(0)
+    labels = {"id2label": {0: "Folk", 1: "Pop", 2: "Rock"}, "label2id": {"Folk": 0, "Pop": 1, "Rock": 2}}
+    config = FmaLstmConfig(num_features=5, hidden_size=4, num_hidden_layers=2, intermediate_size=6, **settings, **labels)
+    model = FmaLstmForAudioClassification(config)
+    for tensor in model.state_dict().values():
+        tensor.copy_(torch.randn_like(tensor))  # biases too (initialised to zero)
+    model.eval()
+    input_values = torch.randn(3, 7, 5, generator=torch.Generator().manual_seed(2))  # (batch, frames, features)
+    with torch.no_grad():
+        logits = model(input_values).logits
+        expected = _lstm_forward_from_weights(model.state_dict(), config, input_values)
+    assert logits.shape == (3, 3)
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(logits[0], logits[1])
+
+
+def test_lstm_is_sized_to_mfcc_learns_and_rejects_bad_config_and_input(mfcc_extractor):
+    model = build_lstm("study", mfcc_extractor, SMALL_GENRES)
+    assert model.config.num_features == 39 and (model.config.hidden_size, model.config.num_hidden_layers) == (64, 2)
+    inputs, labels = _batch(4, frames=50, mel_bins=39), torch.tensor([0, 3, 5, 7])
+    output = model(inputs, labels=labels)
+    torch.testing.assert_close(output.loss, torch.nn.functional.cross_entropy(output.logits, labels))
+    _, losses = _train_steps(model, inputs, labels)
+    assert losses[-1] < losses[0]
+    with pytest.raises(ValueError, match="unknown LSTM preset 'huge'; valid presets: study, tiny"):
+        build_lstm("huge", mfcc_extractor, SMALL_GENRES)
+    with pytest.raises(ValueError, match="pooling must be one of last, mean, got 'max'"):
+        FmaLstmConfig(pooling="max")
+    with pytest.raises(ValueError, match=r"\(batch, frames, 39 features\), got shape \(4, 39, 50\)"):
+        model(inputs.transpose(1, 2))
 
 
 # --- AST presets and position embeddings ------------------------------------------------------------------
@@ -304,14 +398,16 @@ def test_load_pretrained_ast_rejects_other_models(cnn_folder):
 # --- Saving, loading, remote code, pipeline ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["cnn", "ast"])
-def test_save_and_auto_load_give_identical_logits(kind, cnn_folder, ast_folder):
-    folder = {"cnn": cnn_folder, "ast": ast_folder}[kind]
-    expected_class = {"cnn": FmaCnnForAudioClassification, "ast": ASTForAudioClassification}[kind]
+@pytest.mark.parametrize("kind", ["cnn", "ast", "lstm"])
+def test_save_and_auto_load_give_identical_logits(kind, cnn_folder, ast_folder, lstm_folder):
+    folder = {"cnn": cnn_folder, "ast": ast_folder, "lstm": lstm_folder}[kind]
+    expected_class = {
+        "cnn": FmaCnnForAudioClassification, "ast": ASTForAudioClassification, "lstm": FmaLstmForAudioClassification
+    }[kind]
     saved = expected_class.from_pretrained(folder).eval()
     loaded = AutoModelForAudioClassification.from_pretrained(folder).eval()
     assert type(loaded) is expected_class
-    inputs = _batch()
+    inputs = _batch(frames=50, mel_bins=39) if kind == "lstm" else _batch()
     with torch.no_grad():
         logits = loaded(inputs).logits
         torch.testing.assert_close(logits, saved(inputs).logits, rtol=0, atol=0)
@@ -360,6 +456,47 @@ def test_saved_folders_work_with_transformers_alone(cnn_folder, ast_folder, tmp_
     assert report["ast_top"] in SMALL_GENRES
 
 
+_LSTM_PIPELINE_WITHOUT_HF_FMA = _WITHOUT_HF_FMA.split("import numpy as np, torch")[0] + textwrap.dedent(
+    """
+    import numpy as np
+    from transformers import pipeline
+    folder, clip_path = sys.argv[1:]
+    classifier = pipeline("audio-classification", model=folder, trust_remote_code=True)
+    scores = classifier(np.load(clip_path), top_k=None)
+    print(json.dumps({"model_class": type(classifier.model).__module__,
+                      "extractor_class": type(classifier.feature_extractor).__module__,
+                      "scores": {score["label"]: score["score"] for score in scores},
+                      "hf_fma_imported": any(m.split(".")[0] == "hf_fma" for m in sys.modules)}))
+    """
+)
+
+
+def test_lstm_on_mfcc_classifies_real_music_in_pipeline_with_transformers_alone(lstm_folder, fma_sample, tmp_path):
+    """The saved LSTM and its MFCC extractor, run from their saved code where hf_fma cannot be imported,
+    score a real track exactly as the classes of hf_fma do."""
+    clip = _first_seconds(fma_sample / "fma_small" / "000" / "000002.mp3", seconds=1)
+    np.save(tmp_path / "clip.npy", clip)
+    result = subprocess.run(
+        [sys.executable, "-c", _LSTM_PIPELINE_WITHOUT_HF_FMA, str(lstm_folder), str(tmp_path / "clip.npy")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")},
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["model_class"].startswith("transformers_modules.")  # the code saved beside the weights
+    assert report["extractor_class"].startswith("transformers_modules.")
+    assert not report["hf_fma_imported"]
+    extractor = FmaASTFeatureExtractor.from_pretrained(lstm_folder)
+    inputs = extractor(clip, sampling_rate=16000, return_tensors="pt")["input_values"]  # (1, 50, 39)
+    with torch.no_grad():
+        probabilities = FmaLstmForAudioClassification.from_pretrained(lstm_folder).eval()(inputs).logits.softmax(-1)[0]
+    expected = {SMALL_GENRES[index]: probability for index, probability in enumerate(probabilities.tolist())}
+    assert report["scores"] == pytest.approx(expected, abs=1e-6)
+    assert max(expected.values()) - min(expected.values()) > 1e-3  # the scores depend on the weights
+
+
 def _first_seconds(mp3, seconds=3):
     """The MP3's first seconds decoded here: mono, at the extractor's 16 kHz."""
     samples, rate = sf.read(mp3, frames=44100 * seconds, dtype="float32")  # (samples, channels)
@@ -395,12 +532,18 @@ def test_pipeline_classifies_mp3_and_wav_files(kind, cnn_folder, ast_folder, fma
 
 
 def test_models_command_reports_parameters_and_cost(capsys):
-    assert summary_main(["--model", "ast/tiny", "--model", "cnn/tiny", "--shape", "32x64", "--repeats", "1"]) == 0
+    argv = ["--model", "ast/tiny", "--model", "cnn/tiny", "--model", "lstm/tiny", "--shape", "32x64", "--repeats", "1"]
+    assert summary_main(argv) == 0
     rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if "/tiny" in line]
     extractor = ASTFeatureExtractor(num_mel_bins=32, max_length=64)
     counts = {
         "ast/tiny": build_model("tiny", extractor, SMALL_GENRES).num_parameters(),
         "cnn/tiny": build_cnn("tiny", extractor, SMALL_GENRES).num_parameters(),
+        "lstm/tiny": build_lstm("tiny", extractor, SMALL_GENRES).num_parameters(),
     }
     assert {row[0].strip(): int(row[2].replace(",", "")) for row in rows} == counts
     assert all(float(row[3].replace(",", "")) > 0 and float(row[4]) > 0 for row in rows)
+    # The LSTM's multiply-accumulates, by hand: 64 frames x 2 layers x 4 gates x 32 units x (32 inputs + 32
+    # recurrent), then the dense layer (32 x 32) and the classifier (32 x 8 genres).
+    macs = {row[0].strip(): float(row[3].replace(",", "")) for row in rows}
+    assert macs["lstm/tiny"] == pytest.approx((64 * 2 * 4 * 32 * 64 + 32 * 32 + 32 * 8) / 1e6, abs=0.06)

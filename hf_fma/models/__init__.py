@@ -1,8 +1,9 @@
-"""The models of hf-fma: AST presets (`hf_fma.models.ast`) and the CNN baseline (`hf_fma.models.cnn`).
+"""The models of hf-fma: AST presets (`hf_fma.models.ast`), the CNN baseline (`hf_fma.models.cnn`) and the
+RNN-LSTM baseline (`hf_fma.models.lstm`).
 
-Importing this package registers the CNN with transformers twice over:
-- `AutoConfig` / `AutoModelForAudioClassification` know `model_type="fma_cnn"`, so the Auto classes and
-  `pipeline("audio-classification")` load a CNN folder wherever hf_fma is installed;
+Importing this package registers the CNN and the LSTM with transformers twice over:
+- `AutoConfig` / `AutoModelForAudioClassification` know `model_type="fma_cnn"` and `"fma_lstm"`, so the
+  Auto classes and `pipeline("audio-classification")` load such a folder wherever hf_fma is installed;
 - `register_for_auto_class` makes `save_pretrained` copy the configuration and modeling files beside the
   weights and write `auto_map`, so the folder also loads with `trust_remote_code=True` where hf_fma is not.
 """
@@ -19,13 +20,20 @@ from .ast import (
 )
 from .cnn import CNN_PRESETS, build_cnn
 from .configuration_fma_cnn import FmaCnnConfig
+from .configuration_fma_lstm import FmaLstmConfig
 from .feature_extraction_fma_ast import FmaASTFeatureExtractor  # registers itself for auto-class saving
+from .lstm import LSTM_PRESETS, build_lstm
 from .modeling_fma_cnn import FmaCnnForAudioClassification
+from .modeling_fma_lstm import FmaLstmForAudioClassification
 
-AutoConfig.register(FmaCnnConfig.model_type, FmaCnnConfig)
-AutoModelForAudioClassification.register(FmaCnnConfig, FmaCnnForAudioClassification)
-FmaCnnConfig.register_for_auto_class()
-FmaCnnForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
+for config_class, model_class in (
+    (FmaCnnConfig, FmaCnnForAudioClassification),
+    (FmaLstmConfig, FmaLstmForAudioClassification),
+):
+    AutoConfig.register(config_class.model_type, config_class)
+    AutoModelForAudioClassification.register(config_class, model_class)
+    config_class.register_for_auto_class()
+    model_class.register_for_auto_class("AutoModelForAudioClassification")
 # AutoFeatureExtractor resolves a non-transformers `feature_extractor_type` only through its registry, which
 # is keyed by a config class: any of ours does; this makes downscaled-feature folders load without
 # trust_remote_code wherever hf_fma is imported.
@@ -38,9 +46,13 @@ __all__ = [
     "FmaASTFeatureExtractor",
     "FmaCnnConfig",
     "FmaCnnForAudioClassification",
+    "FmaLstmConfig",
+    "FmaLstmForAudioClassification",
+    "LSTM_PRESETS",
     "adapt_position_embeddings",
     "build_ast",
     "build_cnn",
+    "build_lstm",
     "build_model",
     "load_pretrained_ast",
 ]
