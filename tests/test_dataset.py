@@ -1,16 +1,22 @@
 """The `hf_fma` loading script on the offline demo archives and on the real FMA sample."""
 
+import errno
 import functools
 import hashlib
 import http.server
+import io
 import json
 import re
 import shutil
 import stat
 import struct
+import subprocess
+import sys
 import threading
+import time
 import zipfile
 from collections import Counter
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -488,3 +494,113 @@ def test_relative_data_dir_that_is_not_there_explains_itself(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match="not a folder.*absolute path"):
         load_dataset(SCRIPT, "small", data_dir="no_such_folder", trust_remote_code=True)
+
+
+# --- extraction: disk space, killed and concurrent extractions ------------------------------------------
+
+
+def extracted_entries(cache_dir):
+    """What the extraction cache holds, lock files aside."""
+    root = cache_dir / "downloads" / "extracted" / "hf_fma"
+    return sorted(path.name for path in root.iterdir() if not path.name.endswith(".lock")) if root.exists() else []
+
+
+def test_zip_bigger_than_the_free_space_is_refused_before_writing_anything(demo_dir, tmp_path, monkeypatch):
+    data_dir = copy_archives(demo_dir, tmp_path / "data")
+    with zipfile.ZipFile(data_dir / "fma_small.zip") as archive:
+        needed = sum(info.file_size for info in archive.infolist())
+    disk = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: disk._replace(free=needed - 1))
+    with pytest.raises(OSError) as excinfo:
+        builder("small", data_dir, tmp_path / "cache").download_and_prepare()
+    extract_root = tmp_path / "cache" / "downloads" / "extracted" / "hf_fma"
+    assert excinfo.value.errno == errno.ENOSPC
+    assert re.search(
+        f"extracting {re.escape(str(data_dir / 'fma_small.zip'))} into {re.escape(str(extract_root))}/fma_small.zip-"
+        f"[0-9a-f]+ needs {needed:,} bytes .* has {needed - 1:,} bytes .* free", str(excinfo.value)
+    )
+    assert [name for name in extracted_entries(tmp_path / "cache") if name.startswith("fma_small")] == []
+
+
+def test_a_full_disk_while_extracting_names_the_zip_and_the_member(demo_dir, tmp_path, monkeypatch):
+    import hf_fma.hf_fma as script
+
+    class FullDisk(io.FileIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    data_dir = copy_archives(demo_dir, tmp_path / "data", names=("fma_metadata",))
+    shutil.copy(demo_dir / "fma_small.zip", data_dir)
+    extract_root = tmp_path / "cache" / "downloads" / "extracted" / "hf_fma"
+    script._extract_zip(str(data_dir / "fma_metadata.zip"), str(extract_root))  # before the disk fills
+    monkeypatch.setattr(script, "open", lambda path, mode="r", **kw: FullDisk(path, mode) if mode == "wb" else open(path, mode, **kw), raising=False)
+    with pytest.raises(OSError, match=rf"the disk filled up extracting {re.escape(str(data_dir / 'fma_small.zip'))} \(its member fma_small/"):
+        builder("small", data_dir, tmp_path / "cache").download_and_prepare()
+    assert [name for name in extracted_entries(tmp_path / "cache") if name.startswith("fma_small")] == []
+
+
+EXTRACT_IN_A_CHILD = """
+import os, sys, time
+import hf_fma.hf_fma as script
+zip_path, extract_root, signal = sys.argv[1:]
+copy_member, copied = script._copy_member, []
+
+def copy_then_stop(*args):
+    copy_member(*args)
+    copied.append(args)
+    if len(copied) == 3:
+        if signal == "kill":
+            os._exit(9)  # as kill -9 would: no finally runs
+        open(os.path.join(extract_root, "started"), "w").close()
+        while not os.path.exists(os.path.join(extract_root, "go")):
+            time.sleep(0.01)
+
+script._copy_member = copy_then_stop
+script._extract_zip(zip_path, extract_root)
+"""
+
+
+def extract_in_a_child(zip_path, extract_root, signal):
+    return subprocess.Popen([sys.executable, "-c", EXTRACT_IN_A_CHILD, str(zip_path), str(extract_root), signal])
+
+
+def test_a_killed_extraction_s_partial_folder_is_removed_by_the_next(demo_dir, tmp_path):
+    from hf_fma.hf_fma import _extract_zip
+
+    zip_path, extract_root = demo_dir / "fma_small.zip", tmp_path / "extracted"
+    assert extract_in_a_child(zip_path, extract_root, "kill").wait() == 9
+    [partial] = [path for path in extract_root.iterdir() if path.name.endswith(".partial")]
+    target = _extract_zip(str(zip_path), str(extract_root))
+    assert not partial.exists()
+    assert not [path for path in extract_root.iterdir() if path.name.endswith(".partial")]
+    with zipfile.ZipFile(zip_path) as archive:
+        expected = sorted(info.filename for info in archive.infolist() if not info.is_dir())
+    assert sorted(path.relative_to(target).as_posix() for path in Path(target).rglob("*") if path.is_file()) == expected
+
+
+def test_an_extraction_in_progress_elsewhere_is_waited_for_not_removed(demo_dir, tmp_path, monkeypatch):
+    import hf_fma.hf_fma as script
+
+    zip_path, extract_root = demo_dir / "fma_small.zip", tmp_path / "extracted"
+    child = extract_in_a_child(zip_path, extract_root, "wait")
+    while not (extract_root / "started").exists():
+        assert child.poll() is None, "the extracting child ended before it started"
+        time.sleep(0.01)
+    waiting = threading.Event()
+
+    class NotedLock(script.FileLock):
+        def acquire(self, *args, **kwargs):
+            waiting.set()
+            return super().acquire(*args, **kwargs)
+
+    monkeypatch.setattr(script, "FileLock", NotedLock)
+    result = {}
+    here = threading.Thread(target=lambda: result.update(target=script._extract_zip(str(zip_path), str(extract_root))))
+    here.start()
+    waiting.wait()
+    (extract_root / "go").touch()
+    here.join()
+    assert child.wait() == 0  # its partial folder was left alone
+    [target] = [path for path in extract_root.iterdir() if path.is_dir()]
+    assert result["target"] == str(target)
+    assert not [path for path in extract_root.iterdir() if path.name.endswith(".partial")]
