@@ -309,8 +309,13 @@ class Fma(datasets.GeneratorBasedBuilder):
     # -- helpers ---------------------------------------------------------------------------------
 
     def _check_split(self, split, audio_folder, expected, kept, left_out, whole_split=True) -> None:
-        """One BadAudioWarning listing the left-out tracks; an error when the (`whole_split`) split keeps
-        none of the tracks tracks.csv gives it, a louder warning when it lost more than _LOSS_WARNING_SHARE."""
+        """One BadAudioWarning listing the left-out tracks, a louder one when the split lost more than
+        _LOSS_WARNING_SHARE. A (`whole_split`) split that keeps none of the tracks tracks.csv gives it is
+        loaded empty with the loudest warning, so that a partly extracted archive still loads what it has;
+        when the last split is prepared and no split kept any track (the wrong data_dir, an archive never
+        extracted), that is an error."""
+        if whole_split:
+            self.__dict__.setdefault("_split_counts", {})[split] = (expected, kept)
         if not left_out:
             return
         listing = "; ".join(f"{t:06d}: {reason}" for t, reason in sorted(left_out.items())[:_LISTED_TRACKS])
@@ -320,11 +325,21 @@ class Fma(datasets.GeneratorBasedBuilder):
         causes = f"{missing} file(s) missing, {len(left_out) - missing} unusable"
         archive = ARCHIVES[self.config.subset].filename
         if whole_split and kept == 0 and expected:
-            raise ValueError(
-                f"FMA {self.config.name}: split {split!r} has no usable audio: tracks.csv lists {expected} "
-                f"track(s) for it and none could be read from {audio_folder} ({causes}: {listing}). Extract "
-                f"{archive} completely into data_dir (or put the zip itself there), or download it again."
+            counts = self._split_counts
+            if len(counts) == len(SPLIT_NAMES) and not any(kept for _, kept in counts.values()):
+                listed = ", ".join(f"{name} {expected}" for name, (expected, _) in counts.items())
+                raise ValueError(
+                    f"FMA {self.config.name} has no usable audio: tracks.csv lists {listed} track(s) and none "
+                    f"could be read from {audio_folder} (split {split!r}: {causes}: {listing}). Extract "
+                    f"{archive} completely into data_dir (or put the zip itself there), or download it again."
+                )
+            warnings.warn(
+                f"FMA {self.config.name}: SPLIT {split!r} HAS NO AUDIO and is loaded EMPTY: tracks.csv lists "
+                f"{expected} track(s) for it and none could be read from {audio_folder} ({causes}: {listing}). "
+                f"The other splits load the tracks they have; extract {archive} completely for all of them.",
+                BadAudioWarning,
             )
+            return
         warnings.warn(f"FMA {self.config.name}: {len(left_out)} track(s) of split {split!r} left out: {listing}", BadAudioWarning)
         if len(left_out) > max(_LOSS_WARNING_SHARE * (kept + len(left_out)), _FEW_BAD_FILES):
             warnings.warn(

@@ -452,17 +452,41 @@ def test_streaming_leaves_a_damaged_member_out(demo_dir, demo_tracks, tmp_path):
     assert any(f"{damaged:06d}: its zip member {metadata.audio_path(damaged)} is damaged" in m for m in reported)
 
 
-def test_split_without_audio_names_the_folder_the_count_and_what_is_missing(demo_dir, tmp_path):
+def listed_small_ids(demo_tracks, split):
+    """The small tracks tracks.csv gives an official split, less the known bad ones the builder drops first."""
+    small = demo_tracks[demo_tracks["set", "subset"] == "small"]
+    return sorted(set(small.index[small["set", "split"] == split]) - metadata.KNOWN_BAD_TRACK_IDS)
+
+
+def test_config_without_audio_names_the_folder_the_counts_and_what_is_missing(demo_dir, demo_tracks, tmp_path):
     data_dir = extract_archives(demo_dir, tmp_path, names=("fma_metadata",))
     (data_dir / "fma_small").mkdir()  # an extraction that never happened
-    # Raised once the split's shards are all generated (whatever num_proc), so not wrapped by datasets.
+    # Raised once the splits' shards are all generated (whatever num_proc), so not wrapped by datasets.
     with pytest.raises(ValueError) as excinfo:
-        load("small", data_dir)
-    # The demo's train split: 12 tracks per genre of 8, plus one corrupt file (hf_fma/demo.py docstring).
+        load("small", data_dir, split="train")
+    counts = {split: len(listed_small_ids(demo_tracks, official)) for official, split in metadata.SPLIT_NAMES.items()}
     message = str(excinfo.value)
-    assert "split 'train' has no usable audio: tracks.csv lists 97 track(s)" in message
-    assert f"from {data_dir / 'fma_small'} (97 file(s) missing, 0 unusable" in message
+    assert (f"FMA small has no usable audio: tracks.csv lists train {counts['train']}, validation "
+            f"{counts['validation']}, test {counts['test']} track(s)") in message
+    assert f"from {data_dir / 'fma_small'} (split 'test': {counts['test']} file(s) missing, 0 unusable" in message
     assert "Extract fma_small.zip completely" in message
+
+
+def test_partial_data_loads_what_is_there_with_a_loud_warning_per_empty_split(demo_dir, demo_tracks, tmp_path):
+    data_dir = extract_archives(demo_dir, tmp_path)
+    validation = listed_small_ids(demo_tracks, "validation")
+    for track_id in validation:  # an archive extracted in part
+        (data_dir / "fma_small" / metadata.audio_path(track_id)).unlink()
+    with pytest.warns(UserWarning) as caught:
+        train = load("small", data_dir, split="train")
+    assert sorted(train["track_id"]) == small_ids(demo_tracks, "training")
+    [loud] = [str(w.message) for w in caught if "HAS NO AUDIO" in str(w.message)]
+    assert loud.startswith(f"FMA small: SPLIT 'validation' HAS NO AUDIO and is loaded EMPTY: tracks.csv lists "
+                           f"{len(validation)} track(s) for it and none could be read from {data_dir / 'fma_small'} "
+                           f"({len(validation)} file(s) missing, 0 unusable")
+    splits = load("small", data_dir)
+    assert len(splits["validation"]) == 0 and splits["validation"].features == splits["train"].features
+    assert sorted(splits["test"]["track_id"]) == small_ids(demo_tracks, "test")
 
 
 def test_split_losing_many_tracks_warns_loudly_with_the_count(demo_dir, demo_tracks, tmp_path):
