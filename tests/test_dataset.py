@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import io
 import json
+import os
 import re
 import shutil
 import stat
@@ -628,3 +629,16 @@ def test_an_extraction_in_progress_elsewhere_is_waited_for_not_removed(demo_dir,
     [target] = [path for path in extract_root.iterdir() if path.is_dir()]
     assert result["target"] == str(target)
     assert not [path for path in extract_root.iterdir() if path.name.endswith(".partial")]
+
+
+def test_a_file_replaced_by_one_of_the_same_size_is_prepared_again(demo_dir, demo_tracks, tmp_path):
+    data_dir = extract_archives(demo_dir, tmp_path)
+    ids = small_ids(demo_tracks, "test")
+    assert sorted(load("small", data_dir, split="test")["track_id"]) == ids
+    path = data_dir / "fma_small" / metadata.audio_path(ids[0])
+    info = path.stat()
+    path.write_bytes(b"\0" * info.st_size)  # a copy that went wrong: same length, no audio
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))  # a later mtime, whatever the clock's grain
+    with pytest.warns(UserWarning, match=f"{ids[0]:06d}: cannot be decoded as audio"):
+        again = load("small", data_dir, split="test")
+    assert sorted(again["track_id"]) == ids[1:]
