@@ -30,8 +30,9 @@ by the next one in its ranking, identically in both modes.
 Every audio file is opened and its first second decoded while the split is prepared: known bad tracks
 (`metadata.KNOWN_BAD_TRACK_IDS`), files that cannot be read or decoded and files shorter than
 `min_duration` are left out, and one `BadAudioWarning` per split lists their ids and reasons. A split
-that keeps no track is an error naming the folder and what is missing; one that loses more than
-`_LOSS_WARNING_SHARE` of its tracks gets a second, louder warning with the count.
+that keeps no track is loaded empty with the loudest warning (an archive extracted in part loads what it
+has); a config none of whose splits keeps a track is an error naming the folder and what is missing. A
+split that loses more than `_LOSS_WARNING_SHARE` of its tracks gets a second, louder warning with the count.
 
 Damaged, changed and partial data:
 - A zip in `data_dir` named like an official archive is checked against the official sha1 once (the
@@ -40,7 +41,8 @@ Damaged, changed and partial data:
   skips the check.
 - Zips are extracted all or nothing (into a temporary folder, renamed when complete) and a member that
   cannot be read is an error naming the zip and the member; a member whose path would leave the
-  extraction folder (`../`, an absolute path, a symlink) makes the whole archive refused.
+  extraction folder (`../`, an absolute path, a symlink) makes the whole archive refused, and so does a
+  zip that expands to more than the disk's free space.
 - The prepared dataset's cache is keyed on the size and mtime of the zips and of every file in the
   extracted folders in `data_dir` (`FmaConfig.create_config_id`): changing the data prepares it again.
 

@@ -29,8 +29,9 @@ Reopening and seeking per window costs about 30% more decoding time than one pas
 beside the model. Formats libsndfile cannot open (M4A) are decoded whole by the ffmpeg binary, once per
 file, and cut into windows.
 
-Bad input never stops a run: a missing, empty, unreadable, non-audio, silent or too-short file gets a
-result with `error` giving the reason, and the rest are classified. Exit status: 0 when every file was
+Bad input never stops a run: a missing, empty, unreadable, non-audio, silent or too-short file, a broken
+or looping link, a FIFO gets a result with `error` giving the reason, and the rest are classified.
+`--output FILE` keeps the old file until the first row is finished, then holds the rows finished so far. Exit status: 0 when every file was
 classified, 1 when any failed, 2 for usage errors (bad option, a model that does not load).
 """
 
