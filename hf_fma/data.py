@@ -81,7 +81,19 @@ def load_fma(
     if streaming:
         return builder.as_streaming_dataset(split=split)
     builder.download_and_prepare(download_mode=download_mode, num_proc=num_proc)
-    return builder.as_dataset(split=split)
+    # A split whose audio is all missing (an archive extracted in part; the builder warns loudly) has no
+    # examples, which `as_dataset` refuses to read ("corresponds to no data"): it is an empty Dataset.
+    empty = [name for name, info in builder.info.splits.items() if info.num_examples == 0]
+    if not empty or (split is not None and split not in empty):
+        return builder.as_dataset(split=split)
+
+    def read(name: str) -> datasets.Dataset:
+        if name not in empty:
+            return builder.as_dataset(split=name)
+        features = builder.info.features
+        return datasets.Dataset.from_dict({column: [] for column in features}, features=features, split=name)
+
+    return read(split) if split is not None else datasets.DatasetDict({name: read(name) for name in builder.info.splits})
 
 
 def is_demo_data(data_dir: str | os.PathLike | None) -> bool:

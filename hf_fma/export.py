@@ -159,7 +159,9 @@ def export_fma(
     progress: a bar per config of the tracks written, on stderr (preparing a config has datasets' own bars).
     A config folder that already exists is an error: the export never mixes shards of two runs. Each
     config is written into `{config}.partial/` and renamed when complete, so an interrupted export
-    leaves no folder that looks finished.
+    leaves no folder that looks finished. A README.md in a folder that holds no earlier export is
+    someone's own card, which the export's card (`hf-fma export` writes it next) would replace: an error,
+    before anything is written.
     """
     unknown = [name for name in config_names if name not in DATASET_CONFIGS]
     if unknown or not config_names:
@@ -172,6 +174,12 @@ def export_fma(
     if existing:
         raise FileExistsError(
             f"{out_dir} already holds {', '.join(existing)}: delete that folder to export the config again"
+        )
+    card = out_dir / "README.md"
+    if card.exists() and not any(next((out_dir / name).glob("*.parquet"), None) for name in DATASET_CONFIGS):
+        raise FileExistsError(
+            f"{card} was not written by hf-fma export (the folder holds no export) and the export's dataset card "
+            "would replace it: move it away, or export into another folder, then add its text to the new card"
         )
     exported = {}
     synthesized_demo = is_demo_data(data_dir)

@@ -30,8 +30,9 @@ by the next one in its ranking, identically in both modes.
 Every audio file is opened and its first second decoded while the split is prepared: known bad tracks
 (`metadata.KNOWN_BAD_TRACK_IDS`), files that cannot be read or decoded and files shorter than
 `min_duration` are left out, and one `BadAudioWarning` per split lists their ids and reasons. A split
-that keeps no track is an error naming the folder and what is missing; one that loses more than
-`_LOSS_WARNING_SHARE` of its tracks gets a second, louder warning with the count.
+that keeps no track is loaded empty with the loudest warning (an archive extracted in part loads what it
+has); a config none of whose splits keeps a track is an error naming the folder and what is missing. A
+split that loses more than `_LOSS_WARNING_SHARE` of its tracks gets a second, louder warning with the count.
 
 Damaged, changed and partial data:
 - A zip in `data_dir` named like an official archive is checked against the official sha1 once (the
@@ -40,7 +41,8 @@ Damaged, changed and partial data:
   skips the check.
 - Zips are extracted all or nothing (into a temporary folder, renamed when complete) and a member that
   cannot be read is an error naming the zip and the member; a member whose path would leave the
-  extraction folder (`../`, an absolute path, a symlink) makes the whole archive refused.
+  extraction folder (`../`, an absolute path, a symlink) makes the whole archive refused, and so does a
+  zip that expands to more than the disk's free space.
 - The prepared dataset's cache is keyed on the size and mtime of the zips and of every file in the
   extracted folders in `data_dir` (`FmaConfig.create_config_id`): changing the data prepares it again.
 
@@ -54,6 +56,7 @@ readers warns in each reader about the tracks it left out. `datasets` starts a p
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -71,6 +74,7 @@ from typing import Optional
 
 import datasets
 import soundfile as sf
+from filelock import FileLock
 
 from .metadata import (
     ARCHIVES,
@@ -307,8 +311,13 @@ class Fma(datasets.GeneratorBasedBuilder):
     # -- helpers ---------------------------------------------------------------------------------
 
     def _check_split(self, split, audio_folder, expected, kept, left_out, whole_split=True) -> None:
-        """One BadAudioWarning listing the left-out tracks; an error when the (`whole_split`) split keeps
-        none of the tracks tracks.csv gives it, a louder warning when it lost more than _LOSS_WARNING_SHARE."""
+        """One BadAudioWarning listing the left-out tracks, a louder one when the split lost more than
+        _LOSS_WARNING_SHARE. A (`whole_split`) split that keeps none of the tracks tracks.csv gives it is
+        loaded empty with the loudest warning, so that a partly extracted archive still loads what it has;
+        when the last split is prepared and no split kept any track (the wrong data_dir, an archive never
+        extracted), that is an error."""
+        if whole_split:
+            self.__dict__.setdefault("_split_counts", {})[split] = (expected, kept)
         if not left_out:
             return
         listing = "; ".join(f"{t:06d}: {reason}" for t, reason in sorted(left_out.items())[:_LISTED_TRACKS])
@@ -318,11 +327,21 @@ class Fma(datasets.GeneratorBasedBuilder):
         causes = f"{missing} file(s) missing, {len(left_out) - missing} unusable"
         archive = ARCHIVES[self.config.subset].filename
         if whole_split and kept == 0 and expected:
-            raise ValueError(
-                f"FMA {self.config.name}: split {split!r} has no usable audio: tracks.csv lists {expected} "
-                f"track(s) for it and none could be read from {audio_folder} ({causes}: {listing}). Extract "
-                f"{archive} completely into data_dir (or put the zip itself there), or download it again."
+            counts = self._split_counts
+            if len(counts) == len(SPLIT_NAMES) and not any(kept for _, kept in counts.values()):
+                listed = ", ".join(f"{name} {expected}" for name, (expected, _) in counts.items())
+                raise ValueError(
+                    f"FMA {self.config.name} has no usable audio: tracks.csv lists {listed} track(s) and none "
+                    f"could be read from {audio_folder} (split {split!r}: {causes}: {listing}). Extract "
+                    f"{archive} completely into data_dir (or put the zip itself there), or download it again."
+                )
+            warnings.warn(
+                f"FMA {self.config.name}: SPLIT {split!r} HAS NO AUDIO and is loaded EMPTY: tracks.csv lists "
+                f"{expected} track(s) for it and none could be read from {audio_folder} ({causes}: {listing}). "
+                f"The other splits load the tracks they have; extract {archive} completely for all of them.",
+                BadAudioWarning,
             )
+            return
         warnings.warn(f"FMA {self.config.name}: {len(left_out)} track(s) of split {split!r} left out: {listing}", BadAudioWarning)
         if len(left_out) > max(_LOSS_WARNING_SHARE * (kept + len(left_out)), _FEW_BAD_FILES):
             warnings.warn(
@@ -488,58 +507,80 @@ def _extract_zip(zip_path: str, extract_root: str, force: bool = False) -> str:
     and mtime.
 
     Written here rather than with `dl_manager.extract`, which keys its output on the path alone, keeps a
-    half-extracted folder after an error, and reports a damaged member without naming it or the zip."""
+    half-extracted folder after an error, and reports a damaged member without naming it or the zip.
+    Processes extracting the same zip (two runs preparing the same config) take turns on a lock file,
+    which the system releases when its holder dies: a `.partial` folder found by the lock's holder was
+    left by a killed extraction (fma_full's would hold up to 879 GiB) and is deleted."""
     info = os.stat(zip_path)
     key = hashlib.sha1(f"{os.path.abspath(zip_path)}|{info.st_size}|{info.st_mtime_ns}".encode()).hexdigest()[:16]
     name = os.path.basename(zip_path)
     target = os.path.join(extract_root, f"{name}-{key}")
-    if os.path.isdir(target):  # only ever created complete, by the rename below
-        if not force:
-            return target
-        shutil.rmtree(target)
     os.makedirs(extract_root, exist_ok=True)
-    with _open_zip(zip_path) as archive:
-        members = archive.infolist()
-        escaping = [member.filename for member in members if _member_escapes(member)]
-        if escaping:
-            raise ValueError(
-                f"{zip_path} holds member(s) whose path leaves the extraction folder: {', '.join(escaping[:5])}. "
-                "No official FMA archive does; nothing was extracted. Delete it and download the official archive."
-            )
-        partial = tempfile.mkdtemp(prefix=f"{name}-{key}.", suffix=".partial", dir=extract_root)
-        try:
-            for member in members:
-                destination = os.path.join(partial, member.filename)
-                if member.is_dir():
-                    os.makedirs(destination, exist_ok=True)
-                    continue
-                os.makedirs(os.path.dirname(destination), exist_ok=True)
-                _copy_member(archive, member, destination, zip_path)
+    with FileLock(target + ".lock"):
+        if os.path.isdir(target):  # only ever created complete, by the rename below
+            if not force:
+                return target
+            shutil.rmtree(target)
+        for entry in os.listdir(extract_root):
+            if entry.startswith(f"{name}-{key}.") and entry.endswith(".partial"):
+                shutil.rmtree(os.path.join(extract_root, entry), ignore_errors=True)
+        with _open_zip(zip_path) as archive:
+            members = archive.infolist()
+            escaping = [member.filename for member in members if _member_escapes(member)]
+            if escaping:
+                raise ValueError(
+                    f"{zip_path} holds member(s) whose path leaves the extraction folder: {', '.join(escaping[:5])}. "
+                    "No official FMA archive does; nothing was extracted. Delete it and download the official archive."
+                )
+            # Checked before writing anything: a full disk found at the end of fma_full costs hours.
+            needed, free = sum(member.file_size for member in members), shutil.disk_usage(extract_root).free
+            if needed > free:
+                raise OSError(
+                    errno.ENOSPC,
+                    f"extracting {zip_path} into {target} needs {needed:,} bytes ({needed / 2**30:.1f} GiB) but its "
+                    f"disk has {free:,} bytes ({free / 2**30:.1f} GiB) free: free space there, or give a cache_dir "
+                    "on a bigger disk; nothing was extracted",
+                )
+            partial = tempfile.mkdtemp(prefix=f"{name}-{key}.", suffix=".partial", dir=extract_root)
             try:
+                for member in members:
+                    destination = os.path.join(partial, member.filename)
+                    if member.is_dir():
+                        os.makedirs(destination, exist_ok=True)
+                        continue
+                    os.makedirs(os.path.dirname(destination), exist_ok=True)
+                    _copy_member(archive, member, destination, zip_path)
                 os.rename(partial, target)
-            except OSError:  # another process finished the same extraction first: use its folder
-                if not os.path.isdir(target):
-                    raise
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
     return target
 
 
 def _copy_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, destination: str, zip_path: str) -> None:
     """Copy one member out; a member that cannot be read (bad data, a CRC mismatch, a truncated zip) is
-    an error naming it, while errors writing (a full disk) keep their own message."""
-    with open(destination, "wb") as out:
-        try:
-            with archive.open(member) as source:
-                for block in iter(lambda: source.read(1 << 20), b""):
-                    out.write(block)
-        except (EOFError, zipfile.BadZipFile, zlib.error, OSError) as error:
-            if isinstance(error, OSError) and error.errno is not None:  # the disk, not the zip
-                raise
-            raise ValueError(
-                f"{zip_path} is damaged: its member {member.filename} cannot be read ({error}). Delete the zip "
-                "and download it again (keep verify_sha1=True to have it checked); nothing of it was kept."
-            ) from error
+    an error naming it, and a full disk an error naming the zip and where it was being extracted; other
+    errors writing keep their own message."""
+    try:
+        with open(destination, "wb") as out:
+            try:
+                with archive.open(member) as source:
+                    for block in iter(lambda: source.read(1 << 20), b""):
+                        out.write(block)
+            except (EOFError, zipfile.BadZipFile, zlib.error, OSError) as error:
+                if isinstance(error, OSError) and error.errno is not None:  # the disk, not the zip
+                    raise
+                raise ValueError(
+                    f"{zip_path} is damaged: its member {member.filename} cannot be read ({error}). Delete the zip "
+                    "and download it again (keep verify_sha1=True to have it checked); nothing of it was kept."
+                ) from error
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        raise OSError(
+            errno.ENOSPC,
+            f"the disk filled up extracting {zip_path} (its member {member.filename}, {member.file_size:,} bytes, "
+            f"to {destination}): free space there, or give a cache_dir on a bigger disk; nothing of it was kept",
+        ) from error
 
 
 def _open_audio(audio_folder: str, track_id: int, streaming: bool):

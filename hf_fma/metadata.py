@@ -89,7 +89,7 @@ def load_tracks(path_or_file) -> pd.DataFrame:
     A cell the loader cannot use is a `ValueError` naming the file, the track id and the column: on the
     real 106,574-record file nothing else would find it."""
     source = _source_name(path_or_file)
-    tracks = pd.read_csv(path_or_file, index_col=0, header=[0, 1])
+    tracks = _read_csv(path_or_file, source, "tracks.csv", index_col=0, header=[0, 1])
     missing = [f"{group}.{name}" for group, name in _REQUIRED_COLUMNS if (group, name) not in tracks.columns]
     if missing:
         raise ValueError(f"{source} lacks the column(s) {', '.join(missing)}: it is not FMA's tracks.csv")
@@ -123,7 +123,7 @@ def load_tracks(path_or_file) -> pd.DataFrame:
 def load_genres(path_or_file) -> pd.DataFrame:
     """genres.csv indexed by `genre_id`: columns `#tracks`, `parent`, `title`, `top_level`."""
     source = _source_name(path_or_file)
-    genres = pd.read_csv(path_or_file, index_col=0)
+    genres = _read_csv(path_or_file, source, "genres.csv", index_col=0)
     missing = [column for column in _GENRE_COLUMNS if column not in genres.columns]
     if missing or genres.index.name != "genre_id":
         raise ValueError(
@@ -143,6 +143,21 @@ def _source_name(path_or_file) -> str:
     if isinstance(path_or_file, (str, os.PathLike)):
         return str(path_or_file)
     return str(getattr(path_or_file, "name", "tracks.csv or genres.csv"))
+
+
+def _read_csv(path_or_file, source: str, expected: str, **options) -> pd.DataFrame:
+    """`pd.read_csv`, with an error naming the file when it is empty or not CSV text (pandas' own
+    messages, "No columns to parse from file", name neither the file nor what it should be)."""
+    try:
+        return pd.read_csv(path_or_file, **options)
+    except pd.errors.EmptyDataError:
+        problem = "is empty"
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        problem = f"cannot be read as CSV text ({type(error).__name__}: {' '.join(str(error).split())})"
+    raise ValueError(
+        f"{source} {problem}: it is not FMA's {expected}. Extract fma_metadata.zip again (or delete it to have "
+        "it downloaded again)."
+    ) from None
 
 
 def _list_cell(cell, source: str, track_id, column) -> list:

@@ -29,8 +29,9 @@ Reopening and seeking per window costs about 30% more decoding time than one pas
 beside the model. Formats libsndfile cannot open (M4A) are decoded whole by the ffmpeg binary, once per
 file, and cut into windows.
 
-Bad input never stops a run: a missing, empty, unreadable, non-audio, silent or too-short file gets a
-result with `error` giving the reason, and the rest are classified. Exit status: 0 when every file was
+Bad input never stops a run: a missing, empty, unreadable, non-audio, silent or too-short file, a broken
+or looping link, a FIFO gets a result with `error` giving the reason, and the rest are classified.
+`--output FILE` keeps the old file until the first row is finished, then holds the rows finished so far. Exit status: 0 when every file was
 classified, 1 when any failed, 2 for usage errors (bad option, a model that does not load).
 """
 
@@ -38,8 +39,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import json
 import os
+import stat
 import sys
 import tempfile
 import warnings
@@ -54,6 +57,7 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 from transformers import (
+    ASTConfig,
     ASTFeatureExtractor,
     AutoFeatureExtractor,
     AutoModelForAudioClassification,
@@ -65,6 +69,7 @@ from hf_fma.argparsing import ArgumentParser
 from hf_fma.audio import AudioDecodeError, audio_duration, load_audio
 from hf_fma.features import EMPTY_MEL_FILTER_WARNING, BatchedFbank, FbankCollator
 from hf_fma.geometry import crop_samples, seconds_to_samples
+from hf_fma.models.ast import input_shape
 import hf_fma.models  # noqa: F401  registers the CNN and FmaASTFeatureExtractor with the Auto classes
 
 # Extensions a folder search picks up. Files named on the command line are tried whatever their name.
@@ -175,7 +180,28 @@ def load_classifier(
             f"predict computes AST log-mel features (ASTFeatureExtractor or FmaASTFeatureExtractor), but the "
             f"model comes with a {type(feature_extractor).__name__}"
         )
+    _check_model_takes_features(model, feature_extractor)
     return model.to(device).eval(), feature_extractor
+
+
+def _check_model_takes_features(model: PreTrainedModel, feature_extractor: ASTFeatureExtractor) -> None:
+    """Refuse, before any decoding, a model that does not take the extractor's (frames, mel bins) input:
+    the AST and the CNN declare the mel bins they take (`num_mel_bins`), the AST also its frames
+    (`max_length`); a model without them (Wav2Vec2 takes raw samples) would fail deep in its first layer."""
+    model_class, extractor_class = type(model).__name__, type(feature_extractor).__name__
+    config = model.config
+    if getattr(config, "num_mel_bins", None) is None:
+        raise ValueError(
+            f"the model {model_class} does not take the log-mel features of its feature extractor "
+            f"{extractor_class} (its config declares no num_mel_bins): predict needs an AST or hf-fma CNN model"
+        )
+    frames, mel_bins = input_shape(feature_extractor)  # pooled, for FmaASTFeatureExtractor's 4 x 4 features
+    expected = {"mel bins": (config.num_mel_bins, mel_bins)}
+    if isinstance(config, ASTConfig):  # position embeddings for exactly max_length frames
+        expected["frames"] = (config.max_length, frames)
+    wrong = [f"{takes} {name} but {extractor_class} gives {gives}" for name, (takes, gives) in expected.items() if takes != gives]
+    if wrong:
+        raise ValueError(f"the model {model_class} does not fit its feature extractor: it takes {'; '.join(wrong)}")
 
 
 def window_samples(feature_extractor: ASTFeatureExtractor) -> int:
@@ -203,13 +229,15 @@ def window_starts(total: int, window: int, hop: int, max_windows: int | None = N
 def find_audio_files(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, str | None]]:
     """(file, error) pairs in the order given: a file is taken as is; a folder is searched recursively, in
     sorted order, for files with an audio extension (hidden files skipped: macOS leaves `._song.mp3`
-    resource forks beside the real ones); each file once. The error names what is wrong with a path that
-    yields nothing (missing, or a folder with no audio), to be reported like an undecodable file."""
+    resource forks beside the real ones); each file once. The error names what is wrong with a path, to be
+    reported like an undecodable file: missing, a broken or looping symbolic link, not a regular file (a
+    FIFO would block the run), unreadable, or a folder with no audio or one that cannot be listed."""
     found: list[tuple[Path, str | None]] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
 
     def add(path: Path, error: str | None = None) -> None:
-        key = path.resolve()
+        # realpath, unlike Path.resolve, does not raise on a link loop; a dangling link is its own key.
+        key = os.path.realpath(path) if path.exists() else os.path.abspath(path)
         if key not in seen:
             seen.add(key)
             found.append((path, error))
@@ -219,22 +247,51 @@ def find_audio_files(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, str
             files = _audio_files_under(path)
             if not files:
                 add(path, f"no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in this folder")
-            for file in files:
-                add(file)
-        elif path.exists():
-            add(path)
+            for file, error in files:
+                add(file, error or _unreadable_reason(file))
         else:
-            add(path, "no such file or folder")
+            add(path, _unreadable_reason(path))
     return found
 
 
-def _audio_files_under(folder: Path) -> list[Path]:
-    """The audio files in a folder and its sub-folders, symlinked ones included, sorted, hidden ones
-    skipped. A folder reached twice (two links to it, or a link to an ancestor) is searched once, so a
-    loop of links ends."""
-    files = []
+# File types a path can be besides a regular file, as a row's error names them.
+_FILE_TYPES = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _unreadable_reason(path: Path) -> str | None:
+    """Why `path` cannot be read as an audio file, from its metadata alone (a FIFO is never opened: reading
+    it would wait for a writer forever); None for a readable regular file."""
+    try:
+        info = path.stat()
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symbolic link loop (the link leads back to itself)"
+        if path.is_symlink():
+            return f"broken symbolic link (to {os.readlink(path)}, which does not exist)"
+        if error.errno == errno.ENOENT:
+            return "no such file or folder"
+        return error.strerror or str(error)
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for is_kind, name in _FILE_TYPES if is_kind(info.st_mode)), "not a file")
+        return f"not a regular file: {kind}"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return None
+
+
+def _audio_files_under(folder: Path) -> list[tuple[Path, str | None]]:
+    """(path, error) for the audio files in a folder and its sub-folders, symlinked ones included, sorted,
+    hidden ones skipped: every entry with an audio extension that is not a folder (a broken link or a FIFO
+    too, to get its error row), and each sub-folder that cannot be listed, with its error. A folder reached
+    twice (two links to it, or a link to an ancestor) is searched once, so a loop of links ends."""
+    files: list[tuple[Path, str | None]] = []
     searched: set[str] = set()
-    for root, subfolders, names in os.walk(folder, followlinks=True):
+
+    def unlisted(error: OSError) -> None:
+        files.append((Path(error.filename), f"folder cannot be listed: {error.strerror or error}"))
+
+    for root, subfolders, names in os.walk(folder, onerror=unlisted, followlinks=True):
         real = os.path.realpath(root)
         if real in searched:
             subfolders[:] = []
@@ -242,8 +299,8 @@ def _audio_files_under(folder: Path) -> list[Path]:
         searched.add(real)
         subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))  # the first link wins
         files.extend(
-            Path(root, name) for name in names
-            if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS and Path(root, name).is_file()
+            (Path(root, name), None) for name in names
+            if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS
         )
     return sorted(files)
 
@@ -596,8 +653,9 @@ def format_table(results: Sequence[FilePrediction], top_k: int) -> str:
 def write_predictions(
     results: Iterable[FilePrediction], stream: TextIO, output_format: str, top_k: int
 ) -> list[FilePrediction]:
-    """Write results as a table, JSON lines or CSV. JSON lines and CSV rows go out as each result arrives
-    (a long run's output survives an interruption); the table waits for all to align its columns.
+    """Write results as a table, JSON lines or CSV. JSON lines and CSV rows go out as each result arrives,
+    each followed by a flush (a long run's output survives an interruption); the table waits for all to
+    align its columns, or for an interruption (Ctrl-C, an error) to print the rows finished before it.
     Returns the results."""
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"unknown output format {output_format!r}; valid formats: {', '.join(OUTPUT_FORMATS)}")
@@ -605,15 +663,18 @@ def write_predictions(
     writer = csv.writer(stream) if output_format == "csv" else None
     if writer:
         writer.writerow(_csv_header(top_k))
-    for result in results:
-        written.append(result)
-        if output_format == "jsonl":
-            stream.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
-        elif writer:
-            writer.writerow(_csv_row(result, top_k))
-        stream.flush()
-    if output_format == "table":
-        stream.write(format_table(written, top_k))
+    try:
+        for result in results:
+            written.append(result)
+            if output_format == "jsonl":
+                stream.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
+            elif writer:
+                writer.writerow(_csv_row(result, top_k))
+            stream.flush()
+    finally:
+        if output_format == "table" and written:
+            stream.write(format_table(written, top_k))
+            stream.flush()
     return written
 
 
@@ -668,17 +729,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open_output(path: Path, output_format: str) -> TextIO:
-    """A temporary file beside `path` (same folder, so the final rename is atomic), with the permissions
-    a plain `open` would give it."""
-    stream = tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, prefix=f".{path.name}.", suffix=".partial", delete=False,
-        newline="" if output_format == "csv" else None, encoding="utf-8",
-    )
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(stream.name, 0o666 & ~umask)
-    return stream
+class _OutputFile:
+    """The `--output` file, written as a temporary file beside it (same folder, so the rename is atomic,
+    with the permissions a plain `open` would give it) that takes the file's name at the first flush
+    after a row, i.e. as soon as it holds one whole row; later rows are written to it in place. Until
+    then the old file is kept; closed without a row (an interrupt before the first file finished), the
+    temporary file is deleted and the old one stays. Two runs writing the same file each replace it whole
+    instead of interleaving or truncating each other."""
+
+    def __init__(self, path: Path, output_format: str):
+        self.path = path
+        self.stream = tempfile.NamedTemporaryFile(
+            "w", dir=path.parent, prefix=f".{path.name}.", suffix=".partial", delete=False,
+            newline="" if output_format == "csv" else None, encoding="utf-8",
+        )
+        self.name = self.stream.name
+        self.holds_rows = False  # a flush after a row has put it in place of `path`
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.name, 0o666 & ~umask)
+
+    def write(self, text: str) -> int:
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+        if not self.holds_rows:
+            os.replace(self.name, self.path)
+            self.holds_rows = True
+
+    def close(self) -> None:
+        self.stream.close()
+        if not self.holds_rows:
+            os.unlink(self.name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -693,9 +776,11 @@ def main(argv: list[str] | None = None) -> int:
     transformers_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message=EMPTY_MEL_FILTER_WARNING)
     try:
+        if args.output is not None and args.output.is_dir():
+            raise ValueError(f"--output {args.output} is a folder: give the name of a file to write")
         model, feature_extractor = load_classifier(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
         # Opened before any decoding so a bad --output path fails at once, not after an hour of audio.
-        stream = sys.stdout if args.output is None else _open_output(args.output, args.output_format)
+        stream = sys.stdout if args.output is None else _OutputFile(args.output, args.output_format)
     except (ValueError, OSError) as error:
         print(f"hf-fma predict: {error}", file=sys.stderr)
         return 2
@@ -716,9 +801,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if stream is not sys.stdout:
             stream.close()
-            # Rows are written whole, so an interrupted run's file still holds its finished rows; two runs
-            # writing the same file each replace it whole instead of interleaving or truncating each other.
-            os.replace(stream.name, args.output)
     failed = [result for result in written if not result.ok]
     if failed:
         print(f"hf-fma predict: {len(failed)} of {len(written)} files failed (see their error rows)", file=sys.stderr)

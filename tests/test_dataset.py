@@ -1,16 +1,23 @@
 """The `hf_fma` loading script on the offline demo archives and on the real FMA sample."""
 
+import errno
 import functools
 import hashlib
 import http.server
+import io
 import json
+import os
 import re
 import shutil
 import stat
 import struct
+import subprocess
+import sys
 import threading
+import time
 import zipfile
 from collections import Counter
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -379,8 +386,7 @@ def test_damaged_zip_names_the_member_and_is_never_half_used(demo_dir, demo_trac
     for attempt in range(2):  # the second try must not use what the first extracted
         with pytest.raises(ValueError, match=f"fma_small.zip is damaged: its member {member} .*download it again"):
             builder("small", data_dir, tmp_path / "cache").download_and_prepare()
-    extracted = tmp_path / "cache" / "downloads" / "extracted" / "hf_fma"
-    assert [path.name for path in extracted.iterdir() if path.name.startswith("fma_small")] == []
+    assert [name for name in extracted_entries(tmp_path / "cache") if name.startswith("fma_small")] == []
 
 
 @pytest.mark.parametrize("verify_sha1, message", [(True, "has sha1 .* truncated"), (False, "cannot be opened as a zip")])
@@ -446,17 +452,43 @@ def test_streaming_leaves_a_damaged_member_out(demo_dir, demo_tracks, tmp_path):
     assert any(f"{damaged:06d}: its zip member {metadata.audio_path(damaged)} is damaged" in m for m in reported)
 
 
-def test_split_without_audio_names_the_folder_the_count_and_what_is_missing(demo_dir, tmp_path):
+def listed_small_ids(demo_tracks, split):
+    """The small tracks tracks.csv gives an official split, less the known bad ones the builder drops first."""
+    small = demo_tracks[demo_tracks["set", "subset"] == "small"]
+    return sorted(set(small.index[small["set", "split"] == split]) - metadata.KNOWN_BAD_TRACK_IDS)
+
+
+def test_config_without_audio_names_the_folder_the_counts_and_what_is_missing(demo_dir, demo_tracks, tmp_path):
     data_dir = extract_archives(demo_dir, tmp_path, names=("fma_metadata",))
     (data_dir / "fma_small").mkdir()  # an extraction that never happened
-    # Raised once the split's shards are all generated (whatever num_proc), so not wrapped by datasets.
-    with pytest.raises(ValueError) as excinfo:
-        load("small", data_dir)
-    # The demo's train split: 12 tracks per genre of 8, plus one corrupt file (hf_fma/demo.py docstring).
+    # Raised once the splits' shards are all generated (whatever num_proc), so not wrapped by datasets;
+    # until the last split, each empty one is only warned about, as partial data would be.
+    with pytest.raises(ValueError) as excinfo, pytest.warns(UserWarning, match="HAS NO AUDIO") as caught:
+        load("small", data_dir, split="train")
+    assert [re.search(r"SPLIT '(\w+)' HAS NO AUDIO", str(w.message))[1] for w in caught] == ["train", "validation"]
+    counts = {split: len(listed_small_ids(demo_tracks, official)) for official, split in metadata.SPLIT_NAMES.items()}
     message = str(excinfo.value)
-    assert "split 'train' has no usable audio: tracks.csv lists 97 track(s)" in message
-    assert f"from {data_dir / 'fma_small'} (97 file(s) missing, 0 unusable" in message
+    assert (f"FMA small has no usable audio: tracks.csv lists train {counts['train']}, validation "
+            f"{counts['validation']}, test {counts['test']} track(s)") in message
+    assert f"from {data_dir / 'fma_small'} (split 'test': {counts['test']} file(s) missing, 0 unusable" in message
     assert "Extract fma_small.zip completely" in message
+
+
+def test_partial_data_loads_what_is_there_with_a_loud_warning_per_empty_split(demo_dir, demo_tracks, tmp_path):
+    data_dir = extract_archives(demo_dir, tmp_path)
+    validation = listed_small_ids(demo_tracks, "validation")
+    for track_id in validation:  # an archive extracted in part
+        (data_dir / "fma_small" / metadata.audio_path(track_id)).unlink()
+    with pytest.warns(UserWarning) as caught:
+        train = load("small", data_dir, split="train")
+    assert sorted(train["track_id"]) == small_ids(demo_tracks, "training")
+    [loud] = [str(w.message) for w in caught if "HAS NO AUDIO" in str(w.message)]
+    assert loud.startswith(f"FMA small: SPLIT 'validation' HAS NO AUDIO and is loaded EMPTY: tracks.csv lists "
+                           f"{len(validation)} track(s) for it and none could be read from {data_dir / 'fma_small'} "
+                           f"({len(validation)} file(s) missing, 0 unusable")
+    splits = load("small", data_dir)
+    assert len(splits["validation"]) == 0 and splits["validation"].features == splits["train"].features
+    assert sorted(splits["test"]["track_id"]) == small_ids(demo_tracks, "test")
 
 
 def test_split_losing_many_tracks_warns_loudly_with_the_count(demo_dir, demo_tracks, tmp_path):
@@ -488,3 +520,126 @@ def test_relative_data_dir_that_is_not_there_explains_itself(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match="not a folder.*absolute path"):
         load_dataset(SCRIPT, "small", data_dir="no_such_folder", trust_remote_code=True)
+
+
+# --- extraction: disk space, killed and concurrent extractions ------------------------------------------
+
+
+def extracted_entries(cache_dir):
+    """What the extraction cache holds, lock files aside."""
+    root = cache_dir / "downloads" / "extracted" / "hf_fma"
+    return sorted(path.name for path in root.iterdir() if not path.name.endswith(".lock")) if root.exists() else []
+
+
+def test_zip_bigger_than_the_free_space_is_refused_before_writing_anything(demo_dir, tmp_path, monkeypatch):
+    data_dir = copy_archives(demo_dir, tmp_path / "data")
+    with zipfile.ZipFile(data_dir / "fma_small.zip") as archive:
+        needed = sum(info.file_size for info in archive.infolist())
+    disk = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: disk._replace(free=needed - 1))
+    with pytest.raises(OSError) as excinfo:
+        builder("small", data_dir, tmp_path / "cache").download_and_prepare()
+    extract_root = tmp_path / "cache" / "downloads" / "extracted" / "hf_fma"
+    assert excinfo.value.errno == errno.ENOSPC
+    assert re.search(
+        f"extracting {re.escape(str(data_dir / 'fma_small.zip'))} into {re.escape(str(extract_root))}/fma_small.zip-"
+        f"[0-9a-f]+ needs {needed:,} bytes .* has {needed - 1:,} bytes .* free", str(excinfo.value)
+    )
+    assert [name for name in extracted_entries(tmp_path / "cache") if name.startswith("fma_small")] == []
+
+
+def test_a_full_disk_while_extracting_names_the_zip_and_the_member(demo_dir, tmp_path, monkeypatch):
+    import hf_fma.hf_fma as script
+
+    class FullDisk(io.FileIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    data_dir = copy_archives(demo_dir, tmp_path / "data", names=("fma_metadata",))
+    shutil.copy(demo_dir / "fma_small.zip", data_dir)
+    extract_root = tmp_path / "cache" / "downloads" / "extracted" / "hf_fma"
+    script._extract_zip(str(data_dir / "fma_metadata.zip"), str(extract_root))  # before the disk fills
+    monkeypatch.setattr(script, "open", lambda path, mode="r", **kw: FullDisk(path, mode) if mode == "wb" else open(path, mode, **kw), raising=False)
+    with pytest.raises(OSError, match=rf"the disk filled up extracting {re.escape(str(data_dir / 'fma_small.zip'))} \(its member fma_small/"):
+        builder("small", data_dir, tmp_path / "cache").download_and_prepare()
+    assert [name for name in extracted_entries(tmp_path / "cache") if name.startswith("fma_small")] == []
+
+
+EXTRACT_IN_A_CHILD = """
+import os, sys, time
+import hf_fma.hf_fma as script
+zip_path, extract_root, signal = sys.argv[1:]
+copy_member, copied = script._copy_member, []
+
+def copy_then_stop(*args):
+    copy_member(*args)
+    copied.append(args)
+    if len(copied) == 3:
+        if signal == "kill":
+            os._exit(9)  # as kill -9 would: no finally runs
+        open(os.path.join(extract_root, "started"), "w").close()
+        while not os.path.exists(os.path.join(extract_root, "go")):
+            time.sleep(0.01)
+
+script._copy_member = copy_then_stop
+script._extract_zip(zip_path, extract_root)
+"""
+
+
+def extract_in_a_child(zip_path, extract_root, signal):
+    return subprocess.Popen([sys.executable, "-c", EXTRACT_IN_A_CHILD, str(zip_path), str(extract_root), signal])
+
+
+def test_a_killed_extraction_s_partial_folder_is_removed_by_the_next(demo_dir, tmp_path):
+    from hf_fma.hf_fma import _extract_zip
+
+    zip_path, extract_root = demo_dir / "fma_small.zip", tmp_path / "extracted"
+    assert extract_in_a_child(zip_path, extract_root, "kill").wait() == 9
+    [partial] = [path for path in extract_root.iterdir() if path.name.endswith(".partial")]
+    target = _extract_zip(str(zip_path), str(extract_root))
+    assert not partial.exists()
+    assert not [path for path in extract_root.iterdir() if path.name.endswith(".partial")]
+    with zipfile.ZipFile(zip_path) as archive:
+        expected = sorted(info.filename for info in archive.infolist() if not info.is_dir())
+    assert sorted(path.relative_to(target).as_posix() for path in Path(target).rglob("*") if path.is_file()) == expected
+
+
+def test_an_extraction_in_progress_elsewhere_is_waited_for_not_removed(demo_dir, tmp_path, monkeypatch):
+    import hf_fma.hf_fma as script
+
+    zip_path, extract_root = demo_dir / "fma_small.zip", tmp_path / "extracted"
+    child = extract_in_a_child(zip_path, extract_root, "wait")
+    while not (extract_root / "started").exists():
+        assert child.poll() is None, "the extracting child ended before it started"
+        time.sleep(0.01)
+    waiting = threading.Event()
+
+    class NotedLock(script.FileLock):
+        def acquire(self, *args, **kwargs):
+            waiting.set()
+            return super().acquire(*args, **kwargs)
+
+    monkeypatch.setattr(script, "FileLock", NotedLock)
+    result = {}
+    here = threading.Thread(target=lambda: result.update(target=script._extract_zip(str(zip_path), str(extract_root))))
+    here.start()
+    waiting.wait()
+    (extract_root / "go").touch()
+    here.join()
+    assert child.wait() == 0  # its partial folder was left alone
+    [target] = [path for path in extract_root.iterdir() if path.is_dir()]
+    assert result["target"] == str(target)
+    assert not [path for path in extract_root.iterdir() if path.name.endswith(".partial")]
+
+
+def test_a_file_replaced_by_one_of_the_same_size_is_prepared_again(demo_dir, demo_tracks, tmp_path):
+    data_dir = extract_archives(demo_dir, tmp_path)
+    ids = small_ids(demo_tracks, "test")
+    assert sorted(load("small", data_dir, split="test")["track_id"]) == ids
+    path = data_dir / "fma_small" / metadata.audio_path(ids[0])
+    info = path.stat()
+    path.write_bytes(b"\0" * info.st_size)  # a copy that went wrong: same length, no audio
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))  # a later mtime, whatever the clock's grain
+    with pytest.warns(UserWarning, match=f"{ids[0]:06d}: cannot be decoded as audio"):
+        again = load("small", data_dir, split="test")
+    assert sorted(again["track_id"]) == ids[1:]

@@ -182,6 +182,19 @@ def test_export_refuses_to_mix_runs_and_bad_configs(export_dir, demo_dir, capsys
         cli.main(["export", str(export_dir), "--dataset_config_name", "tiny"])
 
 
+def test_export_keeps_a_readme_it_did_not_write(demo_dir, tmp_path, capsys):
+    out = tmp_path / "my-dataset"
+    out.mkdir()
+    (out / "README.md").write_text("# My FMA\n\nNotes of my own.\n")
+    argv = ["export", str(out), "--data_dir", str(demo_dir), "--cache_dir", str(tmp_path / "cache")]
+    assert cli.main(argv) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"hf-fma export: {out / 'README.md'} was not written by hf-fma export")
+    assert sorted(path.name for path in out.iterdir()) == ["README.md"]
+    assert (out / "README.md").read_text() == "# My FMA\n\nNotes of my own.\n"
+    assert not (tmp_path / "cache").exists()  # refused before preparing anything
+
+
 def test_push_dataset_uploads_the_export_and_its_card(export_dir, in_memory_hub, tmp_path):  # noqa: F811
     copy = tmp_path / "fma"
     for path in export_dir.rglob("*"):

@@ -164,6 +164,24 @@ def test_mfcc_settings_are_checked_and_reach_batched_fbank_through_the_saved_con
     assert features.grad.abs().sum() > 0
 
 
+def test_pooling_with_unequal_factors_averages_frames_by_time_and_bins_by_frequency():
+    """Time 2 x frequency 4 (equal factors cannot tell the kernel's axes apart), trailing frames and bins
+    that fill no window dropped; expectations are numpy block means."""
+    features = torch.arange(2 * 7 * 9, dtype=torch.float32).reshape(2, 7, 9)  # (batch, frames, mel bins)
+    blocks = features.numpy()[:, :6, :8].reshape(2, 3, 2, 2, 4)  # (batch, frames', 2 frames, mel', 4 bins)
+    expected = blocks.mean(axis=(2, 4))  # (2, 3, 2)
+    fbank = BatchedFbank(num_mel_bins=9, max_length=7, time_downscale=2, frequency_downscale=4)
+    extractor = FmaASTFeatureExtractor(num_mel_bins=9, max_length=7, time_downscale=2, frequency_downscale=4)
+    for pooled in (fbank.downscale(features), extractor.downscale(features)):
+        np.testing.assert_allclose(pooled.numpy(), expected, rtol=0, atol=1e-6)
+    # The whole chain, on music: the plain extractor's features, block-averaged.
+    waveforms = list(synthetic_signals().values())
+    plain = ASTFeatureExtractor(max_length=512)(waveforms, sampling_rate=TARGET, return_tensors="np")["input_values"]
+    pooled = BatchedFbank(max_length=512, time_downscale=2, frequency_downscale=4)(*batched(waveforms))
+    assert pooled.shape == (5, 256, 32)
+    np.testing.assert_allclose(pooled.numpy(), plain.reshape(5, 256, 2, 32, 4).mean(axis=(2, 4)), atol=1e-3, rtol=0)
+
+
 def test_extractor_without_pooling_is_saved_as_a_plain_ast_feature_extractor(tmp_path):
     FmaASTFeatureExtractor(max_length=500, mean=-3.0, std=4.0).save_pretrained(tmp_path)
     assert sorted(os.listdir(tmp_path)) == ["preprocessor_config.json"]

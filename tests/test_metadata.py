@@ -128,3 +128,19 @@ def test_a_bad_genres_csv_is_named(fma_sample, tmp_path):
     path.write_text("\n".join([lines[0], "x1,1,0,Broken,1", *lines[1:]]) + "\n")
     with pytest.raises(ValueError, match=f"{re.escape(str(path))}: the genre_id 'x1' is not a whole number"):
         metadata.load_genres(path)
+
+
+@pytest.mark.parametrize("load, name", [(metadata.load_tracks, "tracks.csv"), (metadata.load_genres, "genres.csv")])
+@pytest.mark.parametrize("content, problem", [
+    (b"", "is empty"),
+    ("track_id,title\n".encode("utf-16"), "cannot be read as CSV text (UnicodeDecodeError"),  # saved by a spreadsheet
+], ids=["empty", "utf-16"])  # fmt: skip
+def test_an_empty_or_binary_metadata_file_is_named(load, name, content, problem, tmp_path):
+    path = tmp_path / name
+    path.write_bytes(content)
+    expected = f"{path} {problem}"
+    with pytest.raises(ValueError, match=re.escape(expected)) as excinfo:
+        load(path)
+    assert f"it is not FMA's {name}" in str(excinfo.value)
+    with open(path, encoding="utf-8") as f, pytest.raises(ValueError, match=re.escape(expected)):  # as the builder reads it
+        load(f)

@@ -522,3 +522,99 @@ def test_usage_errors_exit_2(ast_dir, library, capsys, arguments, message):
 def test_a_folder_without_a_model_exits_2(tmp_path, library, capsys):
     assert main([str(tmp_path), str(library["wav"])]) == 2
     assert "cannot load an audio-classification model" in capsys.readouterr().err
+
+
+# --- paths that are not files, output that is never lost --------------------------------------------------
+
+
+def test_folder_files_come_in_sorted_order_whatever_the_walk_order(tmp_path):
+    album = tmp_path / "album"
+    (album / "a").mkdir(parents=True)
+    names = ["b.mp3", "a/z.mp3", "a/y.mp3", "c.wav", "a/x.flac"]  # a walk lists album/ before album/a/
+    for name in names:
+        (album / name).write_bytes(b"x")
+    found = find_audio_files([album])
+    assert found == [(album / name, None) for name in sorted(names)]
+
+
+@pytest.mark.filterwarnings("ignore:At least one mel filter has all zero values")  # AST's own 128-bin set-up
+def test_every_bad_path_gets_a_row_and_the_good_files_theirs(ast_dir, library, tmp_path):
+    folder = tmp_path / "music"
+    folder.mkdir()
+    shutil.copy(library["wav"], folder / "good.wav")
+    (folder / "dangling.mp3").symlink_to(tmp_path / "moved-away.mp3")
+    os.mkfifo(folder / "pipe.mp3")  # reading it would wait for a writer forever
+    loop = tmp_path / "loop.mp3"
+    loop.symlink_to(loop)
+    output = tmp_path / "genres.csv"
+    code = main([str(ast_dir), str(loop), str(folder), str(library["flac"]), "--format", "csv", "-o", str(output),
+                 "--device", "cpu", "--no_progress"])
+    assert code == 1
+    rows = {row["file"]: row for row in csv.DictReader(io.StringIO(output.read_text()))}
+    assert list(rows) == [str(loop), str(folder / "dangling.mp3"), str(folder / "good.wav"),
+                          str(folder / "pipe.mp3"), str(library["flac"])]
+    assert rows[str(loop)]["error"].startswith("symbolic link loop")
+    assert rows[str(folder / "dangling.mp3")]["error"].startswith("broken symbolic link")
+    assert str(tmp_path / "moved-away.mp3") in rows[str(folder / "dangling.mp3")]["error"]
+    assert rows[str(folder / "pipe.mp3")]["error"] == "not a regular file: a named pipe (FIFO)"
+    for good in (folder / "good.wav", library["flac"]):
+        assert rows[str(good)]["error"] == "" and rows[str(good)]["genre_1"] in SMALL_GENRES
+
+
+def _interrupt_at(monkeypatch, file: Path) -> None:
+    """Ctrl-C while `file` is being decoded."""
+    decode_windows = predict_module._decode_windows
+
+    def decode_or_interrupt(result, *args):
+        if result.file == str(file):
+            raise KeyboardInterrupt
+        return decode_windows(result, *args)
+
+    monkeypatch.setattr(predict_module, "_decode_windows", decode_or_interrupt)
+
+
+@pytest.mark.parametrize("output_format", ["table", "csv", "jsonl"])
+@pytest.mark.parametrize("finished", [0, 2])
+def test_an_interrupted_run_leaves_the_rows_it_finished_or_the_old_file(ast_dir, library, tmp_path, monkeypatch,
+                                                                         output_format, finished):
+    output = tmp_path / "genres.txt"
+    output.write_text("rows of an earlier run\n")
+    files = [library["wav"], library["mp3"], library["flac"]]
+    _interrupt_at(monkeypatch, files[finished])
+    with pytest.raises(KeyboardInterrupt):
+        main([str(ast_dir), *map(str, files), "--format", output_format, "-o", str(output), "--device", "cpu",
+              "--batch_size", "1", "--no_progress"])
+    text = output.read_text()
+    if finished == 0:
+        assert text == "rows of an earlier run\n"
+    else:
+        assert [str(file) in text for file in files] == [True, True, False]
+        if output_format == "table":
+            assert text.splitlines()[0].split()[:3] == ["file", "seconds", "windows"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["genres.txt"]  # no temporary file left
+
+
+def test_output_naming_a_folder_is_refused_before_any_work(ast_dir, library, tmp_path, monkeypatch, capsys):
+    _interrupt_at(monkeypatch, library["wav"])  # decoding would end the test with a KeyboardInterrupt
+    assert main([str(ast_dir), str(library["wav"]), "-o", str(tmp_path), "--device", "cpu"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == f"hf-fma predict: --output {tmp_path} is a folder: give the name of a file to write"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.filterwarnings("ignore:At least one mel filter has all zero values")  # AST's own 128-bin set-up
+def test_a_model_that_does_not_take_its_extractor_s_features_is_refused_naming_both(tmp_path, feature_extractor, ast_dir, capsys):
+    from transformers import Wav2Vec2Config, Wav2Vec2ForSequenceClassification
+
+    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                            conv_dim=(32, 32), conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=16,
+                            num_conv_pos_embedding_groups=2, num_labels=len(SMALL_GENRES))
+    wav2vec2 = saved(Wav2Vec2ForSequenceClassification(config), feature_extractor, tmp_path / "wav2vec2")
+    # An AST trained on 5 s crops, saved beside an extractor making 3 s ones.
+    shorter = saved(*load_classifier(ast_dir, device="cpu")[:1], ASTFeatureExtractor(max_length=300), tmp_path / "ast")
+    for folder in (wav2vec2, shorter):
+        assert main([str(folder), str(tmp_path / "never-read.wav")]) == 2
+    first, second = capsys.readouterr().err.splitlines()
+    assert "Wav2Vec2ForSequenceClassification" in first and "ASTFeatureExtractor" in first
+    assert second == ("hf-fma predict: the model ASTForAudioClassification does not fit its feature extractor: "
+                      "it takes 500 frames but ASTFeatureExtractor gives 300")

@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import warnings
@@ -114,17 +113,13 @@ def test_two_stream_readers_open_disjoint_files_covering_the_split(demo_dir, lar
     assert reported[0] | reported[1] == BAD_DEMO_IDS & large_split_ids["train"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_torchrun_streaming_processes_read_disjoint_files_and_train(demo_dir, large_split_ids, tmp_path):
     output_dir, log_dir = tmp_path / "run", tmp_path / "logs"
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-        "--log_dir", str(log_dir), "--redirects", "3",  # each process's output in its own file
+        # --standalone: the rendezvous store binds a port the system picks, where a port found free beforehand
+        # can be taken by another program (other tests under load) before torchrun binds it.
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "--log_dir", str(log_dir), "--redirects", "3",  # each process's stdout and stderr in files of their own
         str(REPO_ROOT / "recipes" / "train_ast.py"), "--config", str(REPO_ROOT / "hf_fma" / "configs" / "ast_demo.yaml"),
         "--data_dir", str(demo_dir), "--dataset_config_name", "large", "--output_dir", str(output_dir),
         "--use_cpu", "--streaming", "--max_steps", "10", "--per_device_train_batch_size", "8",  # > 1 epoch
@@ -134,7 +129,9 @@ def test_torchrun_streaming_processes_read_disjoint_files_and_train(demo_dir, la
     ]  # fmt: skip
     completed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
     logs = [sorted(log_dir.rglob(f"attempt_0/{rank}/stdout.log")) for rank in (0, 1)]
-    assert completed.returncode == 0, completed.stderr[-3000:] + "".join(p.read_text()[-3000:] for p in sum(logs, []))
+    # A failing process's traceback is in its stderr.log: torchrun's own stderr only says which rank failed.
+    outputs = "".join(f"\n--- {path.relative_to(log_dir)}:\n{path.read_text()[-3000:]}" for path in sorted(log_dir.rglob("*.log")))
+    assert completed.returncode == 0, f"torchrun exited {completed.returncode}:\n{completed.stderr[-3000:]}{outputs}"
     opened = [{int(track_id) for path in paths for track_id in OPENED.findall(path.read_text())} for paths in logs]
     # Training (over an epoch of each share) and the final evaluation of test read disjoint shares of their
     # splits; Trainer's validation reads the whole validation stream in each process (equal batches to gather).
