@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import warnings
@@ -74,6 +75,7 @@ from hf_fma.features import (
     FbankCollator,
     Mixup,
     SpecAugment,
+    TrainingSeeds,
     compute_fbank_stats,
     cross_entropy_loss,
 )
@@ -520,13 +522,16 @@ def build_feature_extractor(
     )
 
 
-def build_collator(data_args: DataArguments, feature_extractor, num_labels: int) -> FbankCollator:
-    """Batched fbank for every batch; SpecAugment and mixup on training batches when switched on."""
+def build_collator(
+    data_args: DataArguments, feature_extractor, num_labels: int, seeds: TrainingSeeds | None = None
+) -> FbankCollator:
+    """Batched fbank for every batch; SpecAugment and mixup on training batches when switched on, drawn
+    from `seeds` when given."""
     spec_augment = None
     if data_args.freq_mask or data_args.time_mask:
         spec_augment = SpecAugment(freq_mask=data_args.freq_mask, time_mask=data_args.time_mask)
     mixup = Mixup(num_labels, prob=data_args.mixup_prob, alpha=data_args.mixup_alpha) if data_args.mixup_prob else None
-    return FbankCollator(feature_extractor, spec_augment=spec_augment, mixup=mixup)
+    return FbankCollator(feature_extractor, spec_augment=spec_augment, mixup=mixup, seeds=seeds)
 
 
 def build_classifier(model_args: ModelArguments, feature_extractor, label_names: Sequence[str]):
@@ -566,6 +571,18 @@ def resolve_checkpoint(training_args: TrainingArguments) -> str | None:
     if not os.path.isdir(requested):
         raise FileNotFoundError(f"resume_from_checkpoint: {requested} is not a checkpoint folder")
     return requested
+
+
+class EpochOfTrainingSeeds(TrainerCallback):
+    """Tells the training transforms' `TrainingSeeds` which epoch begins, from Trainer's state: after a
+    resume that is the checkpoint's epoch, so the draws continue as in the uninterrupted run."""
+
+    def __init__(self, seeds: TrainingSeeds):
+        self.seeds = seeds
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        # state.epoch is fractional after a mid-epoch resume (4.17 at step 25 of 6-step epochs): its epoch is 4.
+        self.seeds.set_epoch(math.floor((state.epoch or 0) + 1e-6))
 
 
 class TrainSplitEvaluation(TrainerCallback):
@@ -684,13 +701,17 @@ def run_training(
 
     # Transforms: decode a random crop per track for training, the centre crop for validation; the
     # collator computes the fbank of whole batches in the DataLoader workers.
-    random_crop = AudioCropTransform(crop_seconds, "random", sampling_rate=feature_extractor.sampling_rate)
+    # Their random draws are keyed by seed, epoch and track (see TrainingSeeds): a resumed run repeats them.
+    seeds = TrainingSeeds(training_args.data_seed if training_args.data_seed is not None else training_args.seed)
+    random_crop = AudioCropTransform(
+        crop_seconds, "random", sampling_rate=feature_extractor.sampling_rate, seeds=seeds
+    )
     center_crop = AudioCropTransform(crop_seconds, "center", sampling_rate=feature_extractor.sampling_rate)
     train = with_crop_transform(labelled["train"], random_crop)
     validation = with_crop_transform(labelled["validation"], center_crop)
     if data_args.streaming and training_args.world_size > 1:
         validation = WholeStream(validation)
-    collator = build_collator(data_args, feature_extractor, len(label_names))
+    collator = build_collator(data_args, feature_extractor, len(label_names), seeds)
     if data_args.streaming:
         # accelerate shards a stream across processes itself (IterableDataset.shard or IterableDatasetShard,
         # as split_dataset_by_node would); dispatching would make process 0 decode every process's batches.
@@ -715,7 +736,7 @@ def run_training(
         processing_class=feature_extractor,
         compute_metrics=GenreMetrics(label_names),
         compute_loss_func=cross_entropy_loss,
-        callbacks=list(callbacks),
+        callbacks=[EpochOfTrainingSeeds(seeds), *callbacks],
     )
     if training_args.early_stopping_patience:
         trainer.add_callback(EarlyStoppingCallback(training_args.early_stopping_patience))
