@@ -31,6 +31,7 @@ from the arguments before Trainer pickles them into `training_args.bin`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -58,8 +59,8 @@ from transformers import (
     set_seed,
 )
 from transformers.integrations import is_tensorboard_available, is_trackio_available, is_wandb_available
-from transformers.trainer_utils import get_last_checkpoint
 
+from hf_fma.audio import audio_duration
 from hf_fma.checkpoints import FmaTrainer, check_checkpoint_matches
 from hf_fma.evaluation import (
     evaluate_model,
@@ -90,8 +91,11 @@ from hf_fma.run_folder import (
     TRAINER_STATE_NAME,
     check_output_dir,
     evaluation_json_name,
+    last_checkpoint,
     publish_staged,
     read_json,
+    run_folder_lock,
+    set_aside_checkpoints,
     staging_dir,
     write_json_atomic,
     write_text_atomic,
@@ -482,6 +486,21 @@ def balanced_sample(
     return dataset.select(np.sort(np.concatenate(chosen)))
 
 
+def check_crop_fits(train: datasets.Dataset, crop_seconds: float, max_tracks: int = 16) -> None:
+    """Fail when crop_seconds is longer than most training tracks (their median duration, read from the
+    headers of up to `max_tracks`): the crops would be mostly padding and a track's evaluation crops all
+    the same one. A few shorter tracks (FMA has some) are padded as usual."""
+    sample = train.select(range(min(len(train), max_tracks)))
+    durations = [audio_duration(source) for source in sample["audio"]]
+    median = float(np.median(durations))
+    if crop_seconds > median:
+        raise ValueError(
+            f"crop_seconds {crop_seconds} is longer than most training tracks ({median:.2f} s, the median of "
+            f"{len(durations)}; the longest {max(durations):.2f} s): crops would be mostly padding; give "
+            f"--crop_seconds {math.floor(median * 100) / 100:g} or less"
+        )
+
+
 def build_feature_extractor(
     model_args: ModelArguments,
     data_args: DataArguments,
@@ -561,13 +580,21 @@ def resolve_checkpoint(training_args: TrainingArguments) -> str | None:
     requested = training_args.resume_from_checkpoint
     if requested is None or str(requested).lower() in ("false", "none", ""):
         return None
+    if getattr(training_args, "overwrite_output_dir", False):
+        # A resumed run continues a run; a replacing one starts afresh beside the run it replaces: both at
+        # once would mix two runs in one folder.
+        raise ValueError(
+            f"resume_from_checkpoint={requested} continues a run and --overwrite_output_dir replaces the one in "
+            f"{training_args.output_dir}: give one of them"
+        )
     if str(requested).lower() in ("last", "true"):
-        last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        last = last_checkpoint(training_args.output_dir)
         if last is None:
             raise FileNotFoundError(
-                f"resume_from_checkpoint={requested}: no checkpoint-* folder in {training_args.output_dir}"
+                f"resume_from_checkpoint={requested}: no complete checkpoint-* folder in {training_args.output_dir}"
+                " (a replacing run's checkpoints start with its first save; the run it replaces is not continued)"
             )
-        return last
+        return str(last)
     if not os.path.isdir(requested):
         raise FileNotFoundError(f"resume_from_checkpoint: {requested} is not a checkpoint folder")
     return requested
@@ -647,11 +674,27 @@ def run_training(
 ) -> dict[str, float]:
     """Train, keep the best model by validation accuracy, evaluate it on validation and test (clip and
     track level), save everything into `training_args.output_dir`. Returns the flat metrics written to
-    all_results.json (train_*, eval_* of the best model, validation_* and test_* track/clip metrics)."""
+    all_results.json (train_*, eval_* of the best model, validation_* and test_* track/clip metrics).
+
+    The processes that write output_dir (Trainer's `should_save`: the main one) hold its lock
+    (`run_folder_lock`) for the whole run: a second run into the folder stops at once, naming the first."""
     check_arguments(model_args, data_args, training_args)
+    lock = run_folder_lock(training_args.output_dir) if training_args.should_save else contextlib.nullcontext()
+    with lock:
+        return _train_in_locked_folder(model_args, data_args, training_args, callbacks)
+
+
+def _train_in_locked_folder(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: FmaTrainingArguments,
+    callbacks: Sequence[TrainerCallback],
+) -> dict[str, float]:
     checkpoint = resolve_checkpoint(training_args)  # a missing checkpoint fails here, before the data is read
     # A run already in output_dir is replaced only when asked (--overwrite_output_dir), else continued.
     check_output_dir(training_args.output_dir, training_args.overwrite_output_dir, resuming=checkpoint is not None)
+    if training_args.overwrite_output_dir and training_args.should_save:
+        set_aside_checkpoints(training_args.output_dir)  # the replaced run's, until this one is finished
     # Trainer pickles the whole arguments into every training_args.bin: the token must not be among them.
     # Pushing is the caller's (hf_fma.recipe reads the token first and keeps it in memory).
     training_args.hub_token = None
@@ -679,6 +722,8 @@ def run_training(
         for name in ("validation", "test"):
             sample = balanced_sample(labelled[name], data_args.max_eval_samples, seed=training_args.seed)
             splits[name] = labelled[name] = sample
+    if not data_args.streaming:
+        check_crop_fits(labelled["train"], data_args.crop_seconds)
     if training_args.should_log:
         sizes = ", ".join(
             f"{name} {'streamed' if data_args.streaming else len(labelled[name])}"
@@ -825,6 +870,7 @@ __all__ = [
     "build_collator",
     "build_feature_extractor",
     "check_arguments",
+    "check_crop_fits",
     "flat_metrics",
     "load_splits",
     "parse_arguments",
