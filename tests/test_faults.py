@@ -18,6 +18,8 @@ import pytest
 import yaml
 
 from hf_fma import checkpoints, run_folder, training
+from hf_fma.audio import load_audio
+from hf_fma.geometry import SAMPLING_RATE
 from hf_fma.training import parse_arguments, resolve_checkpoint, run_training
 
 from .conftest import REPO_ROOT
@@ -202,3 +204,27 @@ def test_crops_longer_than_the_tracks_fail_before_training(demo_dir, tmp_path):
     with pytest.raises(ValueError, match=r"crop_seconds 12.0 is longer than most training tracks \(10.00 s"):
         train(demo_dir, tmp_path, "--crop_seconds", "12")
     assert not list(tmp_path.glob("checkpoint-*"))
+
+
+class _TrainerBuilt(Exception):
+    pass
+
+
+def test_validation_during_training_sees_the_centre_crop_of_each_track(demo_dir, tmp_path, monkeypatch):
+    built = {}
+
+    def record_the_datasets(**kwargs):
+        built.update(kwargs)
+        raise _TrainerBuilt
+
+    monkeypatch.setattr(training, "FmaTrainer", record_the_datasets)
+    with pytest.raises(_TrainerBuilt):
+        train(demo_dir, tmp_path, "--crop_seconds", "3")
+    # The middle 3 s of each 10 s clip, decoded independently: the whole clip, then the window at its centre.
+    validation = built["eval_dataset"]
+    for index in range(3):
+        path = validation.with_format(None)[index]["audio"]["path"]
+        total = len(load_audio(path))
+        start = (total - 3 * SAMPLING_RATE) // 2
+        centre = load_audio(path, offset=start / SAMPLING_RATE, duration=3.0)
+        assert validation[index]["waveform"] == pytest.approx(centre, abs=1e-5)

@@ -239,6 +239,20 @@ def test_the_finished_mark_moves_in_last_whatever_order_the_folder_lists(tmp_pat
         run_folder.publish_staged(run_folder.staging_dir(run_dir), run_dir)
 
 
+def test_a_write_cut_short_leaves_the_previous_content_and_no_temporary_file(tmp_path, monkeypatch):
+    path = tmp_path / "all_results.json"
+    path.write_text('{"test_track_accuracy": 0.5}\n')
+
+    def disk_full(descriptor):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run_folder.os, "fsync", disk_full)  # the new content written, not yet on disk
+    with pytest.raises(OSError, match="No space left"):
+        run_folder.write_json_atomic(path, {"test_track_accuracy": 0.9})
+    assert path.read_text() == '{"test_track_accuracy": 0.5}\n'
+    assert [child.name for child in tmp_path.iterdir()] == ["all_results.json"]
+
+
 def test_a_folder_with_checkpoints_only_is_refused_too(cnn_run, demo_dir, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(next(cnn_run[0].glob("checkpoint-*")), run_dir / "checkpoint-3")
