@@ -10,6 +10,8 @@ A training run (`hf_fma.training.run_training`) leaves in its `output_dir`:
     README.md                                                  the model card (`hf_fma.cards`)
     all_results.json                                           every metric; moved in last: the run is finished
     checkpoint-N/                                              Trainer's checkpoints (`--resume_from_checkpoint`)
+    .lock                                                      locked by the run training into the folder
+    .replaced-checkpoints/                                     a replacing run's predecessor's, until it is in
 
 `hf-fma evaluate` adds `evaluation_{config}_{split}.json` / `.md` and `confusion_matrix_{config}_{split}.png`,
 named by dataset config so that they never replace the run's own; `hf-fma plot` and `hf-fma push` draw

@@ -25,7 +25,8 @@ back to repeat the run (see `hf_fma.run_folder` for the layout and how the files
 A folder that already holds a run is never trained into silently: the run stops before reading any data
 unless `--overwrite_output_dir` (replace it) or `--resume_from_checkpoint last` (continue it) is given. The
 final files are moved in only once the run is finished and evaluated, `all_results.json` last, so a crash
-leaves the previous run or the new one, never a mix. No Hub token is ever written: `hub_token` is cleared
+leaves the previous run or the new one, never a mix; a run locks its folder against a second one, and
+resumes only complete checkpoints of its own run (see `hf_fma.run_folder`). No Hub token is ever written: `hub_token` is cleared
 from the arguments before Trainer pickles them into `training_args.bin`.
 """
 
