@@ -577,7 +577,8 @@ class GenreMetrics:
 
 
 def resolve_checkpoint(training_args: TrainingArguments) -> str | None:
-    """`resume_from_checkpoint`: a checkpoint folder, or "last"/"true" for the newest one in output_dir."""
+    """`resume_from_checkpoint`: a checkpoint folder, or "last"/"true" for the newest complete one in
+    output_dir (`run_folder.last_checkpoint`); refused with overwrite_output_dir."""
     requested = training_args.resume_from_checkpoint
     if requested is None or str(requested).lower() in ("false", "none", ""):
         return None
