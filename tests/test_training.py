@@ -134,7 +134,7 @@ def test_balanced_sample_takes_genres_equally_and_repeatably():
         ("train_cnn", ["--config", str(CNN_DEMO), "--model_name_or_path", "study-scratch"], ValueError,
          "unknown CNN preset 'study-scratch'; valid presets: study, tiny"),
         ("train_cnn", [], ValueError, "this config trains the AST: run recipes/train_ast.py"),
-        ("train_ast", ["--resume_from_checkpoint", "last"], FileNotFoundError, "no checkpoint-* folder in"),
+        ("train_ast", ["--resume_from_checkpoint", "last"], FileNotFoundError, "no complete checkpoint-* folder in"),
     ],
 )
 def test_a_wrong_name_fails_at_start_naming_the_valid_ones(demo_dir, tmp_path, recipe, flags, error, message):
