@@ -681,18 +681,19 @@ def run_training(
     The processes that write output_dir (Trainer's `should_save`: the main one) hold its lock
     (`run_folder_lock`) for the whole run: a second run into the folder stops at once, naming the first."""
     check_arguments(model_args, data_args, training_args)
+    checkpoint = resolve_checkpoint(training_args)  # a missing checkpoint fails here, before the data is read
     lock = run_folder_lock(training_args.output_dir) if training_args.should_save else contextlib.nullcontext()
     with lock:
-        return _train_in_locked_folder(model_args, data_args, training_args, callbacks)
+        return _train_in_locked_folder(model_args, data_args, training_args, checkpoint, callbacks)
 
 
 def _train_in_locked_folder(
     model_args: ModelArguments,
     data_args: DataArguments,
     training_args: FmaTrainingArguments,
+    checkpoint: str | None,
     callbacks: Sequence[TrainerCallback],
 ) -> dict[str, float]:
-    checkpoint = resolve_checkpoint(training_args)  # a missing checkpoint fails here, before the data is read
     # A run already in output_dir is replaced only when asked (--overwrite_output_dir), else continued.
     check_output_dir(training_args.output_dir, training_args.overwrite_output_dir, resuming=checkpoint is not None)
     if training_args.overwrite_output_dir and training_args.should_save:
