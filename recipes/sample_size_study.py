@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"sample-size study: {output_dir} has no final test metrics: resuming it from its last checkpoint")
                 continuation = ["--resume_from_checkpoint", "last"]
             elif run_files(output_dir):
-                print(f"sample-size study: {output_dir} has no final test metrics and no complete checkpoint: retraining it")
+                print(f"sample-size study: {output_dir} has no final test metrics and no checkpoint: retraining it")
                 continuation = ["--overwrite_output_dir", "true"]
             model_args, data_args, training_args = parse_arguments([
                 *training_argv, "--max_train_samples", str(size), "--seed", str(seed), "--output_dir", str(output_dir),
