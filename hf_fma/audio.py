@@ -353,8 +353,8 @@ def crop_offset(
 ) -> int:
     """First sample of a crop of `crop_samples` in a track of `num_samples` samples.
 
-    policy "random": uniform over all whole crops (training; draws from torch's generator, which the
-    DataLoader seeds differently in each worker); "center": the middle crop (evaluation); "even": crop
+    policy "random": uniform over all whole crops (training; drawn from `generator`, else from torch's
+    global one, which the DataLoader seeds differently in each worker); "center": the middle crop (evaluation); "even": crop
     `crop_index` of `n_crops` evenly spaced crops, the first at the start and the last at the end
     (track-level evaluation; one crop is the center one). A track shorter than the crop starts at 0.
     """

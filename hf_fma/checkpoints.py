@@ -21,16 +21,27 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, Trainer
+
+from hf_fma.run_folder import last_checkpoint
 
 logger = logging.getLogger(__name__)
 
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not hold exactly the weights of the model it is loaded into."""
+
+
+class CheckpointDiskFullError(OSError):
+    """The run folder's disk has too little free space for the next checkpoint."""
+
+
+def folder_bytes(folder: str | os.PathLike) -> int:
+    return sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file())
 
 
 def load_checkpoint_weights(model: PreTrainedModel, checkpoint: str | os.PathLike) -> None:
@@ -131,6 +142,42 @@ class FmaTrainer(Trainer):
             self._persistent_eval_dataloaders[id(dataset)] = (dataset, dataloader)
         return self._persistent_eval_dataloaders[id(dataset)][1]
 
+    def _checkpoint_bytes(self) -> tuple[int, str]:
+        """About what the next checkpoint takes on disk: the last one's size, else (the first) the model's
+        weights and Adam's two moments of each."""
+        last = last_checkpoint(self.args.output_dir)
+        if last is not None:
+            return folder_bytes(last), f"the size of {last.name}"
+        weights = sum(tensor.numel() * tensor.element_size() for tensor in self.model.state_dict().values())
+        return 3 * weights, "the model's weights and its optimizer state"
+
+    def _disk_full_error(self, free: int, needed: int, measure: str) -> CheckpointDiskFullError:
+        return CheckpointDiskFullError(
+            f"output_dir {self.args.output_dir}: {free / 1e6:.2f} MB free, the checkpoint of step "
+            f"{self.state.global_step} needs about {needed / 1e6:.2f} MB ({measure}); free at least "
+            f"{(needed - free) / 1e6:.2f} MB there and continue with --resume_from_checkpoint last (it resumes "
+            "from the last complete checkpoint)"
+        )
+
+    def _save_checkpoint(self, model, trial) -> None:
+        # A checkpoint cut short by a full disk fails deep in torch ("basic_ios::clear: iostream error"):
+        # the free space is checked first, against the last checkpoint's size, and a failure that comes
+        # with a full disk anyway is reported as such. An incomplete checkpoint is never resumed from
+        # (run_folder.last_checkpoint), so the run continues from the last complete one.
+        if not self.args.should_save:
+            return super()._save_checkpoint(model, trial)
+        needed, measure = self._checkpoint_bytes()
+        free = shutil.disk_usage(self.args.output_dir).free
+        if free < needed:
+            raise self._disk_full_error(free, needed, measure)
+        try:
+            super()._save_checkpoint(model, trial)
+        except (OSError, RuntimeError) as error:
+            free = shutil.disk_usage(self.args.output_dir).free
+            if free >= needed:
+                raise
+            raise self._disk_full_error(free, needed, measure) from error
+
     def _loads_with_from_pretrained(self, model) -> bool:
         return (
             (model is None or model is self.model)
@@ -161,4 +208,11 @@ class FmaTrainer(Trainer):
         super()._issue_warnings_after_load(load_result)
 
 
-__all__ = ["CheckpointMismatchError", "FmaTrainer", "check_checkpoint_matches", "load_checkpoint_weights"]
+__all__ = [
+    "CheckpointDiskFullError",
+    "CheckpointMismatchError",
+    "FmaTrainer",
+    "check_checkpoint_matches",
+    "folder_bytes",
+    "load_checkpoint_weights",
+]

@@ -31,11 +31,12 @@ Command: `hf-fma stats --data_dir DIR --dataset_config_name small --output_dir r
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -304,6 +305,61 @@ class BatchedFbank(torch.nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------
+# Randomness of the training transforms, keyed so that a resumed run draws what the uninterrupted one did
+# --------------------------------------------------------------------------------------------------
+
+
+class TrainingSeeds:
+    """The random draws of the training transforms (crop offsets, SpecAugment, mixup) as a function of
+    (seed, epoch, track ids) instead of a generator's running state.
+
+    Trainer saves and restores its own RNG, its sampler's order and the batches already seen, but the
+    DataLoader workers' generators are neither saved nor restored: a run resumed from a checkpoint (workers
+    started afresh, the epoch's first batches skipped without being drawn) cropped and augmented other
+    than the uninterrupted run. Keyed draws depend only on what Trainer restores: the epoch (set through
+    `set_epoch`, see `hf_fma.training`) and which tracks a batch holds (the sampler's order). The epoch is
+    a shared-memory tensor, so DataLoader workers (forked or spawned) see the value the main process sets.
+    """
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch.fill_(epoch)
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    def seed_for(self, *keys: int) -> int:
+        """A 63-bit seed of (seed, epoch, *keys)."""
+        entropy = [self.seed, self.epoch, *map(int, keys)]
+        return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+    def generator(self, *keys: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed_for(*keys))
+
+    @contextlib.contextmanager
+    def torch_seeded(self, *keys: int) -> Iterator[None]:
+        """torch's global generator seeded by the keys inside the block, and restored after it."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed_for(*keys))
+            yield
+
+
+# Key spaces of TrainingSeeds: a track's crop, and a batch's augmentation.
+_CROP_KEY, _BATCH_KEY = 0, 1
+
+
+def _track_ids(rows: Mapping[str, list] | Sequence[Mapping[str, Any]], count: int) -> list[int]:
+    ids = rows.get("track_id") if isinstance(rows, Mapping) else [row.get("track_id") for row in rows]
+    if ids is None or len(ids) != count or any(track_id is None for track_id in ids):
+        raise ValueError("seeded training transforms key their draws by track: the rows need a 'track_id' column")
+    return list(ids)
+
+
+# --------------------------------------------------------------------------------------------------
 # Augmentation (training batches only) and the loss it needs
 # --------------------------------------------------------------------------------------------------
 
@@ -427,7 +483,7 @@ def _repeat_rows(batch: dict[str, list], n_crops: int) -> dict[str, list]:
 class _CropTransform:
     """Shared by the waveform and cached-frame transforms: crop policy, labels, augmentation flag."""
 
-    def __init__(self, crop_seconds, policy, n_crops, label_column, augment):
+    def __init__(self, crop_seconds, policy, n_crops, label_column, augment, seeds=None):
         if policy not in CROP_POLICIES:
             raise ValueError(f"unknown crop policy {policy!r}; valid policies: {', '.join(CROP_POLICIES)}")
         if crop_seconds is not None and crop_seconds <= 0:
@@ -437,6 +493,13 @@ class _CropTransform:
         self.n_crops = n_crops
         self.label_column = label_column
         self.augment = policy == "random" if augment is None else augment
+        self.seeds = seeds
+
+    def _generators(self, batch: Mapping[str, list], size: int) -> list[torch.Generator | None]:
+        """Random crops: each track's own generator when seeded, else torch's global one (None)."""
+        if self.policy != "random" or self.seeds is None:
+            return [None] * size
+        return [self.seeds.generator(_CROP_KEY, track_id) for track_id in _track_ids(batch, size)]
 
     def _crop_indices(self, batch: Mapping[str, list], size: int) -> list[int]:
         if self.policy != "even" or self.n_crops == 1:
@@ -472,6 +535,8 @@ class AudioCropTransform(_CropTransform):
             too but pay for a full decode.
         label_column: integer labels to return as "labels" (the dataset's "genre" ClassLabel).
         augment: whether FbankCollator may augment these rows; default: only for policy "random".
+        seeds: a `TrainingSeeds` that draws each random crop from (seed, epoch, track id), so that a
+            resumed run crops as the uninterrupted one (needs a "track_id" column); None: torch's generator.
 
     Only the crop is decoded (seek, mono, soxr). A file that fails raises AudioDecodeError naming the
     track id (when a "track_id" column exists) and the file. Columns other than the audio pass through
@@ -487,8 +552,9 @@ class AudioCropTransform(_CropTransform):
         audio_column: str = "audio",
         label_column: str | None = "genre",
         augment: bool | None = None,
+        seeds: TrainingSeeds | None = None,
     ):
-        super().__init__(crop_seconds, policy, n_crops, label_column, augment)
+        super().__init__(crop_seconds, policy, n_crops, label_column, augment, seeds)
         self.sampling_rate = sampling_rate
         self.audio_column = audio_column
 
@@ -497,10 +563,13 @@ class AudioCropTransform(_CropTransform):
             return batch
         sources = batch[self.audio_column]
         waveforms = []
-        for row, (source, crop_index) in enumerate(zip(sources, self._crop_indices(batch, len(sources)))):
+        crops = zip(sources, self._crop_indices(batch, len(sources)), self._generators(batch, len(sources)))
+        for row, (source, crop_index, generator) in enumerate(crops):
             try:
                 waveforms.append(
-                    load_crop(source, self.crop_seconds, self.policy, crop_index, self.n_crops, self.sampling_rate)
+                    load_crop(
+                        source, self.crop_seconds, self.policy, crop_index, self.n_crops, self.sampling_rate, generator
+                    )
                 )
             except AudioDecodeError as error:
                 raise _track_error(error, batch, row) from error
@@ -514,10 +583,17 @@ class FbankCollator:
     The fbank is computed once for the whole batch (`BatchedFbank`), in the DataLoader workers. SpecAugment
     and Mixup, when given, apply only to batches whose rows all carry augment=True (training transforms),
     so one collator serves Trainer's training and evaluation loaders. With Mixup, training labels are
-    probabilities (batch, num_labels): see `cross_entropy_loss`.
+    probabilities (batch, num_labels): see `cross_entropy_loss`. With `seeds` (a `TrainingSeeds`), a batch's
+    augmentation is drawn from (seed, epoch, its track ids), else from torch's generator.
     """
 
-    def __init__(self, feature_extractor, spec_augment: SpecAugment | None = None, mixup: Mixup | None = None):
+    def __init__(
+        self,
+        feature_extractor,
+        spec_augment: SpecAugment | None = None,
+        mixup: Mixup | None = None,
+        seeds: TrainingSeeds | None = None,
+    ):
         self.fbank = (
             feature_extractor
             if isinstance(feature_extractor, BatchedFbank)
@@ -525,11 +601,18 @@ class FbankCollator:
         )
         self.spec_augment = spec_augment
         self.mixup = mixup
+        self.seeds = seeds
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         if not rows:
             raise ValueError("FbankCollator got an empty batch")
         augment = all(row.get("augment", False) for row in rows)
+        if augment and self.seeds is not None and (self.mixup or self.spec_augment):
+            with self.seeds.torch_seeded(_BATCH_KEY, *_track_ids(rows, len(rows))):
+                return self._collate(rows, augment)
+        return self._collate(rows, augment)
+
+    def _collate(self, rows: Sequence[Mapping[str, Any]], augment: bool) -> dict[str, torch.Tensor]:
         labels = torch.tensor([row["labels"] for row in rows], dtype=torch.long) if "labels" in rows[0] else None
         key = "waveform" if "waveform" in rows[0] else "fbank"
         if key not in rows[0]:
@@ -647,8 +730,9 @@ class CachedCropTransform(_CropTransform):
         sampling_rate: int = SAMPLING_RATE,
         label_column: str | None = "genre",
         augment: bool | None = None,
+        seeds: TrainingSeeds | None = None,
     ):
-        super().__init__(crop_seconds, policy, n_crops, label_column, augment)
+        super().__init__(crop_seconds, policy, n_crops, label_column, augment, seeds)
         self.num_mel_bins = num_mel_bins
         self.dtype = np.dtype(dtype)
         self.crop_frames = None
@@ -659,14 +743,15 @@ class CachedCropTransform(_CropTransform):
         if "fbank" not in batch:
             return batch
         crops = []
-        for stored, frames, crop_index in zip(
-            batch["fbank"], batch["fbank_frames"], self._crop_indices(batch, len(batch["fbank"]))
+        size = len(batch["fbank"])
+        for stored, frames, crop_index, generator in zip(
+            batch["fbank"], batch["fbank_frames"], self._crop_indices(batch, size), self._generators(batch, size)
         ):
             track = np.frombuffer(stored, dtype=self.dtype).reshape(frames, self.num_mel_bins)  # (frames, mel)
             if self.crop_frames is None:
                 crops.append(track)
                 continue
-            start = crop_offset(frames, self.crop_frames, self.policy, crop_index, self.n_crops)
+            start = crop_offset(frames, self.crop_frames, self.policy, crop_index, self.n_crops, generator)
             crops.append(track[start : start + self.crop_frames])  # shorter tracks are padded by the collator
         return self._rows(batch, "fbank", crops)
 
@@ -796,6 +881,7 @@ __all__ = [
     "FbankCollator",
     "Mixup",
     "SpecAugment",
+    "TrainingSeeds",
     "build_fbank_cache",
     "compute_fbank_stats",
     "cross_entropy_loss",

@@ -10,6 +10,8 @@ A training run (`hf_fma.training.run_training`) leaves in its `output_dir`:
     README.md                                                  the model card (`hf_fma.cards`)
     all_results.json                                           every metric; moved in last: the run is finished
     checkpoint-N/                                              Trainer's checkpoints (`--resume_from_checkpoint`)
+    .lock                                                      locked by the run training into the folder
+    .replaced-checkpoints/                                     a replacing run's predecessor's, until it is in
 
 `hf-fma evaluate` adds `evaluation_{config}_{split}.json` / `.md` and `confusion_matrix_{config}_{split}.png`,
 named by dataset config so that they never replace the run's own; `hf-fma plot` and `hf-fma push` draw
@@ -28,12 +30,20 @@ PyYAML, so reporting, plots, cards, the Hub code, training and the recipes all r
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import fcntl
 import json
+import logging
 import os
 import shutil
+import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 ALL_RESULTS_NAME = "all_results.json"
 RUN_CONFIG_NAME = "run_config.yaml"
@@ -43,6 +53,11 @@ ACCURACY_VS_TRACKS_NAME = "accuracy_vs_tracks.png"
 CHECKPOINT_PATTERN = "checkpoint-*"
 # Where run_training gathers a run's final files before moving them into the run folder.
 STAGING_NAME = ".incoming"
+# Where a replacing run (--overwrite_output_dir) puts the previous run's checkpoints until it is finished:
+# Trainer's rotation would delete them, and `--resume_from_checkpoint last` would continue them.
+REPLACED_CHECKPOINTS_NAME = ".replaced-checkpoints"
+# The file a training run locks (flock) for as long as it trains into the folder; it names the holder.
+LOCK_NAME = ".lock"
 # all_results.json holds this metric once the run's final test evaluation is done.
 FINISHED_METRIC = "test_track_accuracy"
 # Files whose presence means a folder holds (part of) a training run: training into it would replace them.
@@ -152,6 +167,78 @@ def is_finished(run_dir: str | Path) -> bool:
         return False
 
 
+def is_complete_checkpoint(checkpoint: str | Path) -> bool:
+    """True when Trainer finished writing the checkpoint: it writes trainer_state.json after the model,
+    optimizer and RNG states, so a checkpoint cut short (killed, disk full) has none or a truncated one."""
+    try:
+        return "global_step" in read_json(Path(checkpoint) / TRAINER_STATE_NAME)
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def last_checkpoint(run_dir: str | Path) -> Path | None:
+    """The complete checkpoint of the highest step in run_dir; incomplete ones are skipped, with a warning."""
+    by_step = sorted(
+        (path for path in checkpoints(run_dir) if path.name.split("-")[-1].isdigit()),
+        key=lambda path: int(path.name.split("-")[-1]),
+    )
+    for checkpoint in reversed(by_step):
+        if is_complete_checkpoint(checkpoint):
+            return checkpoint
+        logger.warning(f"{checkpoint} is incomplete (no readable {TRAINER_STATE_NAME}: cut short while saved): skipped")
+    return None
+
+
+@contextlib.contextmanager
+def run_folder_lock(run_dir: str | Path) -> Iterator[None]:
+    """Hold run_dir for one training run: a second run into it stops at once, naming the first.
+
+    An OS lock (`flock`) on run_dir/.lock, released when the block ends or the process dies however it
+    dies, so a killed run leaves no stale lock. The file says who holds it (process, host, start time).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_NAME
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = path.read_text(encoding="utf-8").strip() or "another process"
+            raise RunFolderLockedError(
+                f"output_dir {run_dir} is in use by another training run ({holder}): wait for it to end, or give "
+                "another --output_dir"
+            ) from None
+        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"process {os.getpid()} on {socket.gethostname()}, started {started}\n".encode())
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+class RunFolderLockedError(RuntimeError):
+    """Another training run holds the run folder."""
+
+
+def set_aside_checkpoints(run_dir: str | Path) -> None:
+    """Before a replacing run trains: move the folder's checkpoints into .replaced-checkpoints/, out of the
+    reach of Trainer's rotation and of `--resume_from_checkpoint last`; `publish_staged` removes them once
+    the new run is in. When the folder holds some already (an earlier replacing run was killed), they still
+    belong to the finished run in the folder and stay; the checkpoints beside them, the killed run's, go."""
+    run_dir = Path(run_dir)
+    if not checkpoints(run_dir):
+        return
+    aside = run_dir / REPLACED_CHECKPOINTS_NAME
+    earlier = aside.is_dir()
+    aside.mkdir(exist_ok=True)
+    for checkpoint in checkpoints(run_dir):
+        if earlier:
+            shutil.rmtree(checkpoint)
+        else:
+            os.replace(checkpoint, aside / checkpoint.name)
+
+
 def check_output_dir(output_dir: str | Path, overwrite: bool, resuming: bool) -> None:
     """Refuse, before any work, to train into a folder that holds a run, unless asked to replace it
     (`--overwrite_output_dir`) or to continue it (`--resume_from_checkpoint`)."""
@@ -198,6 +285,7 @@ def publish_staged(staging: str | Path, run_dir: str | Path) -> Path:
             path.chmod(mode)
         os.replace(path, run_dir / path.name)
     staging.rmdir()
+    shutil.rmtree(run_dir / REPLACED_CHECKPOINTS_NAME, ignore_errors=True)  # the replaced run's
     return run_dir / ALL_RESULTS_NAME
 
 
@@ -206,7 +294,10 @@ __all__ = [
     "ALL_RESULTS_NAME",
     "FINISHED_METRIC",
     "LEARNING_CURVES_NAME",
+    "LOCK_NAME",
+    "REPLACED_CHECKPOINTS_NAME",
     "RUN_CONFIG_NAME",
+    "RunFolderLockedError",
     "TRAINER_STATE_NAME",
     "check_output_dir",
     "checkpoints",
@@ -214,11 +305,15 @@ __all__ = [
     "evaluation_json_name",
     "evaluation_markdown_name",
     "evaluation_stem",
+    "is_complete_checkpoint",
     "is_finished",
+    "last_checkpoint",
     "new_file_mode",
     "publish_staged",
     "read_json",
     "run_files",
+    "run_folder_lock",
+    "set_aside_checkpoints",
     "staging_dir",
     "write_json_atomic",
     "write_text_atomic",

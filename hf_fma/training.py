@@ -25,14 +25,17 @@ back to repeat the run (see `hf_fma.run_folder` for the layout and how the files
 A folder that already holds a run is never trained into silently: the run stops before reading any data
 unless `--overwrite_output_dir` (replace it) or `--resume_from_checkpoint last` (continue it) is given. The
 final files are moved in only once the run is finished and evaluated, `all_results.json` last, so a crash
-leaves the previous run or the new one, never a mix. No Hub token is ever written: `hub_token` is cleared
+leaves the previous run or the new one, never a mix; a run locks its folder against a second one, and
+resumes only complete checkpoints of its own run (see `hf_fma.run_folder`). No Hub token is ever written: `hub_token` is cleared
 from the arguments before Trainer pickles them into `training_args.bin`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import os
 import sys
 import warnings
@@ -74,8 +77,8 @@ from transformers.integrations import (
     is_trackio_available,
     is_wandb_available,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
+from hf_fma.audio import audio_duration
 from hf_fma.checkpoints import FmaTrainer, check_checkpoint_matches
 from hf_fma.evaluation import (
     evaluate_model,
@@ -91,6 +94,7 @@ from hf_fma.features import (
     FbankCollator,
     Mixup,
     SpecAugment,
+    TrainingSeeds,
     compute_fbank_stats,
     cross_entropy_loss,
     expand_crops,
@@ -107,8 +111,11 @@ from hf_fma.run_folder import (
     TRAINER_STATE_NAME,
     check_output_dir,
     evaluation_json_name,
+    last_checkpoint,
     publish_staged,
     read_json,
+    run_folder_lock,
+    set_aside_checkpoints,
     staging_dir,
     write_json_atomic,
     write_text_atomic,
@@ -578,6 +585,21 @@ def balanced_sample(
     return dataset.select(np.sort(np.concatenate(chosen)))
 
 
+def check_crop_fits(train: datasets.Dataset, crop_seconds: float, max_tracks: int = 16) -> None:
+    """Fail when crop_seconds is longer than most training tracks (their median duration, read from the
+    headers of up to `max_tracks`): the crops would be mostly padding and a track's evaluation crops all
+    the same one. A few shorter tracks (FMA has some) are padded as usual."""
+    sample = train.select(range(min(len(train), max_tracks)))
+    durations = [audio_duration(source) for source in sample["audio"]]
+    median = float(np.median(durations))
+    if crop_seconds > median:
+        raise ValueError(
+            f"crop_seconds {crop_seconds} is longer than most training tracks ({median:.2f} s, the median of "
+            f"{len(durations)}; the longest {max(durations):.2f} s): crops would be mostly padding; give "
+            f"--crop_seconds {math.floor(median * 100) / 100:g} or less"
+        )
+
+
 def build_feature_extractor(
     model_args: ModelArguments,
     data_args: DataArguments,
@@ -620,13 +642,16 @@ def build_feature_extractor(
     )
 
 
-def build_collator(data_args: DataArguments, feature_extractor, num_labels: int) -> FbankCollator:
-    """Batched fbank for every batch; SpecAugment and mixup on training batches when switched on."""
+def build_collator(
+    data_args: DataArguments, feature_extractor, num_labels: int, seeds: TrainingSeeds | None = None
+) -> FbankCollator:
+    """Batched fbank for every batch; SpecAugment and mixup on training batches when switched on, drawn
+    from `seeds` when given."""
     spec_augment = None
     if data_args.freq_mask or data_args.time_mask:
         spec_augment = SpecAugment(freq_mask=data_args.freq_mask, time_mask=data_args.time_mask)
     mixup = Mixup(num_labels, prob=data_args.mixup_prob, alpha=data_args.mixup_alpha) if data_args.mixup_prob else None
-    return FbankCollator(feature_extractor, spec_augment=spec_augment, mixup=mixup)
+    return FbankCollator(feature_extractor, spec_augment=spec_augment, mixup=mixup, seeds=seeds)
 
 
 def build_classifier(model_args: ModelArguments, feature_extractor, label_names: Sequence[str]):
@@ -653,20 +678,41 @@ class GenreMetrics:
 
 
 def resolve_checkpoint(training_args: TrainingArguments) -> str | None:
-    """`resume_from_checkpoint`: a checkpoint folder, or "last"/"true" for the newest one in output_dir."""
+    """`resume_from_checkpoint`: a checkpoint folder, or "last"/"true" for the newest complete one in
+    output_dir (`run_folder.last_checkpoint`); refused with overwrite_output_dir."""
     requested = training_args.resume_from_checkpoint
     if requested is None or str(requested).lower() in ("false", "none", ""):
         return None
+    if getattr(training_args, "overwrite_output_dir", False):
+        # A resumed run continues a run; a replacing one starts afresh beside the run it replaces: both at
+        # once would mix two runs in one folder.
+        raise ValueError(
+            f"resume_from_checkpoint={requested} continues a run and --overwrite_output_dir replaces the one in "
+            f"{training_args.output_dir}: give one of them"
+        )
     if str(requested).lower() in ("last", "true"):
-        last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        last = last_checkpoint(training_args.output_dir)
         if last is None:
             raise FileNotFoundError(
-                f"resume_from_checkpoint={requested}: no checkpoint-* folder in {training_args.output_dir}"
+                f"resume_from_checkpoint={requested}: no complete checkpoint-* folder in {training_args.output_dir}"
+                " (a replacing run's checkpoints start with its first save; the run it replaces is not continued)"
             )
-        return last
+        return str(last)
     if not os.path.isdir(requested):
         raise FileNotFoundError(f"resume_from_checkpoint: {requested} is not a checkpoint folder")
     return requested
+
+
+class EpochOfTrainingSeeds(TrainerCallback):
+    """Tells the training transforms' `TrainingSeeds` which epoch begins, from Trainer's state: after a
+    resume that is the checkpoint's epoch, so the draws continue as in the uninterrupted run."""
+
+    def __init__(self, seeds: TrainingSeeds):
+        self.seeds = seeds
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        # state.epoch is fractional after a mid-epoch resume (4.17 at step 25 of 6-step epochs): its epoch is 4.
+        self.seeds.set_epoch(math.floor((state.epoch or 0) + 1e-6))
 
 
 class TrainSplitEvaluation(TrainerCallback):
@@ -731,11 +777,28 @@ def run_training(
 ) -> dict[str, float]:
     """Train, keep the best model by validation accuracy, evaluate it on validation and test (clip and
     track level), save everything into `training_args.output_dir`. Returns the flat metrics written to
-    all_results.json (train_*, eval_* of the best model, validation_* and test_* track/clip metrics)."""
+    all_results.json (train_*, eval_* of the best model, validation_* and test_* track/clip metrics).
+
+    The processes that write output_dir (Trainer's `should_save`: the main one) hold its lock
+    (`run_folder_lock`) for the whole run: a second run into the folder stops at once, naming the first."""
     check_arguments(model_args, data_args, training_args)
     checkpoint = resolve_checkpoint(training_args)  # a missing checkpoint fails here, before the data is read
+    lock = run_folder_lock(training_args.output_dir) if training_args.should_save else contextlib.nullcontext()
+    with lock:
+        return _train_in_locked_folder(model_args, data_args, training_args, checkpoint, callbacks)
+
+
+def _train_in_locked_folder(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: FmaTrainingArguments,
+    checkpoint: str | None,
+    callbacks: Sequence[TrainerCallback],
+) -> dict[str, float]:
     # A run already in output_dir is replaced only when asked (--overwrite_output_dir), else continued.
     check_output_dir(training_args.output_dir, training_args.overwrite_output_dir, resuming=checkpoint is not None)
+    if training_args.overwrite_output_dir and training_args.should_save:
+        set_aside_checkpoints(training_args.output_dir)  # the replaced run's, until this one is finished
     # Trainer pickles the whole arguments into every training_args.bin: the token must not be among them.
     # Pushing is the caller's (hf_fma.recipe reads the token first and keeps it in memory).
     training_args.hub_token = None
@@ -763,6 +826,8 @@ def run_training(
         for name in ("validation", "test"):
             sample = balanced_sample(labelled[name], data_args.max_eval_samples, seed=training_args.seed)
             splits[name] = labelled[name] = sample
+    if not data_args.streaming:
+        check_crop_fits(labelled["train"], data_args.crop_seconds)
     if training_args.should_log:
         sizes = ", ".join(
             f"{name} {'streamed' if data_args.streaming else len(labelled[name])}"
@@ -785,7 +850,8 @@ def run_training(
 
     # Transforms: decode a random crop per track for training, the centre crop for validation; the
     # collator computes the fbank of whole batches in the DataLoader workers.
-    random_crop = AudioCropTransform(crop_seconds, "random", sampling_rate=feature_extractor.sampling_rate)
+    # Their random draws are keyed by seed, epoch and track (see TrainingSeeds): a resumed run repeats them.
+    seeds = TrainingSeeds(training_args.data_seed if training_args.data_seed is not None else training_args.seed)
     center_crop = AudioCropTransform(crop_seconds, "center", sampling_rate=feature_extractor.sampling_rate)
     if data_args.train_segments:
         # The references' protocol: a track's evenly spaced segments as examples of their own, augmentable
@@ -797,11 +863,14 @@ def run_training(
         )  # fmt: skip
         train = with_crop_transform(expand_crops(labelled["train"], data_args.train_segments), segments)
     else:
+        random_crop = AudioCropTransform(
+            crop_seconds, "random", sampling_rate=feature_extractor.sampling_rate, seeds=seeds
+        )
         train = with_crop_transform(labelled["train"], random_crop)
     validation = with_crop_transform(labelled["validation"], center_crop)
     if data_args.streaming and training_args.world_size > 1:
         validation = WholeStream(validation)
-    collator = build_collator(data_args, feature_extractor, len(label_names))
+    collator = build_collator(data_args, feature_extractor, len(label_names), seeds)
     if data_args.streaming:
         # accelerate shards a stream across processes itself (IterableDataset.shard or IterableDatasetShard,
         # as split_dataset_by_node would); dispatching would make process 0 decode every process's batches.
@@ -827,7 +896,7 @@ def run_training(
         processing_class=feature_extractor,
         compute_metrics=GenreMetrics(label_names),
         compute_loss_func=partial(cross_entropy_loss, label_smoothing=training_args.label_smoothing_factor),
-        callbacks=list(callbacks),
+        callbacks=[EpochOfTrainingSeeds(seeds), *callbacks],
     )
     if training_args.early_stopping_patience:
         trainer.add_callback(EarlyStoppingCallback(training_args.early_stopping_patience))
@@ -918,6 +987,7 @@ __all__ = [
     "build_collator",
     "build_feature_extractor",
     "check_arguments",
+    "check_crop_fits",
     "flat_metrics",
     "load_splits",
     "parse_arguments",

@@ -43,7 +43,7 @@ from hf_fma.reporting import (
     results_table,
     write_results_table,
 )
-from hf_fma.run_folder import checkpoints, is_finished, run_files
+from hf_fma.run_folder import is_finished, last_checkpoint, run_files
 from hf_fma.training import parse_arguments, run_training, setup_logging
 
 STUDY_SIZES = (1000, 2000, 4000, 6400)
@@ -84,7 +84,7 @@ def study(argv: list[str] | None) -> int:
             if is_finished(output_dir):
                 print(f"sample-size study: {output_dir} is finished, not training it again")
                 continue
-            if checkpoints(output_dir):
+            if last_checkpoint(output_dir):  # a complete one: a checkpoint cut short is no start
                 print(f"sample-size study: {output_dir} has no final test metrics: resuming it from its last checkpoint")
                 continuation = ["--resume_from_checkpoint", "last"]
             elif run_files(output_dir):

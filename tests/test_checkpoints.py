@@ -8,6 +8,7 @@ Run: .venv/bin/python -m pytest tests/test_checkpoints.py -q
 import json
 
 import pytest
+import safetensors.torch
 import torch
 from transformers import AutoModelForAudioClassification, TrainerCallback
 
@@ -140,4 +141,18 @@ def test_a_checkpoint_of_other_features_is_an_error_naming_the_keys(tmp_path):
     longer_crops = FmaASTFeatureExtractor(num_mel_bins=128, max_length=500, frequency_downscale=2, time_downscale=2)
     model = build_model("tiny", longer_crops, DEMO_GENRES)
     with pytest.raises(CheckpointMismatchError, match=r"position_embeddings \(1, \d+, 32\) in the checkpoint"):
+        load_checkpoint_weights(model, tmp_path)
+
+
+def test_a_checkpoint_missing_a_weight_is_an_error_naming_it(tmp_path):
+    # from_pretrained would fill the missing weight with a fresh random one, and the strict copy after it
+    # then passes: only the loading info tells.
+    saved = build_model("tiny", _features(), DEMO_GENRES)
+    saved.save_pretrained(tmp_path)
+    stored = safetensors.torch.load_file(tmp_path / "model.safetensors")
+    dropped = next(key for key in stored if key.endswith("layernorm.weight"))
+    del stored[dropped]
+    safetensors.torch.save_file(stored, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    model = build_model("tiny", _features(), DEMO_GENRES)
+    with pytest.raises(CheckpointMismatchError, match=f"missing keys: .*{dropped.split('.')[-2]}"):
         load_checkpoint_weights(model, tmp_path)

@@ -152,6 +152,7 @@ def test_a_saved_login_token_reaches_the_push_and_no_file_or_log(cnn_run, demo_d
 def test_training_into_a_finished_run_stops_before_reading_data_and_changes_no_file(cnn_run, demo_dir, monkeypatch):
     run_dir = cnn_run[0]
     before = file_hashes(run_dir)
+    before.pop(run_folder.LOCK_NAME)  # the lock file names the last process that held the folder: this one
     loaded = []
     monkeypatch.setattr(training, "load_splits", lambda data_args: loaded.append(data_args))
     with pytest.raises(FileExistsError) as error:
@@ -160,7 +161,8 @@ def test_training_into_a_finished_run_stops_before_reading_data_and_changes_no_f
     message = str(error.value)
     assert str(run_dir) in message and "--overwrite_output_dir" in message and "--resume_from_checkpoint last" in message
     assert loaded == []  # stopped before any data was prepared
-    assert file_hashes(run_dir) == before
+    after = file_hashes(run_dir)
+    assert after.pop(run_folder.LOCK_NAME) and after == before
 
 
 class _InterruptAtFirstCheckpoint(TrainerCallback):
@@ -170,13 +172,22 @@ class _InterruptAtFirstCheckpoint(TrainerCallback):
 
 def test_a_replacing_run_killed_during_training_leaves_the_previous_run_whole(cnn_run, demo_dir, tmp_path):
     run_dir = copy_run(cnn_run[0], tmp_path / "run")
-    finished = {name: digest for name, digest in file_hashes(run_dir).items() if not name.startswith("checkpoint-")}
+    finished = file_hashes(run_dir)
+    finished.pop(run_folder.LOCK_NAME)
     argv = cnn_argv(demo_dir, run_dir, "--overwrite_output_dir", "true", "--learning_rate", "1e-2")
     with pytest.raises(KeyboardInterrupt):
         training.run_training(*training.parse_arguments(argv, defaults={"model_family": "cnn"}),
                               callbacks=[_InterruptAtFirstCheckpoint()])  # fmt: skip
-    after = {name: digest for name, digest in file_hashes(run_dir).items() if not name.startswith("checkpoint-")}
-    assert after == finished  # the old model, config, results and evaluations, untouched
+    # The old model, config, results and evaluations untouched, its checkpoints whole, set aside until the
+    # new run is finished; beside them only the new run's first checkpoint and the lock file.
+    aside = run_folder.REPLACED_CHECKPOINTS_NAME + "/"
+    after = file_hashes(run_dir)
+    after.pop(run_folder.LOCK_NAME)
+    run_files = {name: digest for name, digest in after.items() if not name.startswith(("checkpoint-", aside))}
+    assert run_files == {name: digest for name, digest in finished.items() if not name.startswith("checkpoint-")}
+    set_aside = {name.removeprefix(aside): digest for name, digest in after.items() if name.startswith(aside)}
+    assert set_aside == {name: digest for name, digest in finished.items() if name.startswith("checkpoint-")}
+    assert {name.split("/")[0] for name in after if name.startswith("checkpoint-")} == {"checkpoint-3"}
 
 
 def test_a_crash_while_the_new_files_move_in_leaves_no_finished_looking_mix(tmp_path, monkeypatch):
@@ -245,6 +256,20 @@ def test_other_users_can_read_a_run_folder_as_the_umask_allows(cnn_run, tmp_path
     finally:
         os.umask(umask)
     assert stat.S_IMODE(written.stat().st_mode) == 0o640
+
+
+def test_a_write_cut_short_leaves_the_previous_content_and_no_temporary_file(tmp_path, monkeypatch):
+    path = tmp_path / "all_results.json"
+    path.write_text('{"test_track_accuracy": 0.5}\n')
+
+    def disk_full(descriptor):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run_folder.os, "fsync", disk_full)  # the new content written, not yet on disk
+    with pytest.raises(OSError, match="No space left"):
+        run_folder.write_json_atomic(path, {"test_track_accuracy": 0.9})
+    assert path.read_text() == '{"test_track_accuracy": 0.5}\n'
+    assert [child.name for child in tmp_path.iterdir()] == ["all_results.json"]
 
 
 def test_a_folder_with_checkpoints_only_is_refused_too(cnn_run, demo_dir, tmp_path):

@@ -139,7 +139,7 @@ def test_balanced_sample_takes_genres_equally_and_repeatably():
         ("train_cnn", ["--config", str(CNN_DEMO), "--model_name_or_path", "study-scratch"],
          "unknown CNN preset 'study-scratch'; valid presets: study, tiny"),
         ("train_cnn", [], "this config trains the AST: run recipes/train_ast.py"),
-        ("train_ast", ["--resume_from_checkpoint", "last"], "no checkpoint-* folder in"),
+        ("train_ast", ["--resume_from_checkpoint", "last"], "no complete checkpoint-* folder in"),
         ("train_ast", ["--do_predict"], "--do_predict: an hf-fma run always trains, validates and tests"),
         ("train_ast", ["--do-eval", "true"], "--do_eval: an hf-fma run always trains, validates and tests"),
     ],
