@@ -138,6 +138,13 @@ def load_genres(path_or_file) -> pd.DataFrame:
     return genres
 
 
+def genre_parents(genres: pd.DataFrame) -> dict[str, str | None]:
+    """Genre title -> its parent's title in FMA's hierarchy (None for the 16 top-level genres), from
+    `load_genres`' frame: genres.csv gives parents as ids, 0 for a root."""
+    titles = genres["title"].to_dict()
+    return {title: titles.get(parent) for title, parent in zip(genres["title"], genres["parent"])}
+
+
 def _source_name(path_or_file) -> str:
     """The file name an error should give: the path, or an open file's name."""
     if isinstance(path_or_file, (str, os.PathLike)):
