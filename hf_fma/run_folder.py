@@ -217,8 +217,9 @@ def run_folder_lock(run_dir: str | Path) -> Iterator[None]:
         os.close(descriptor)  # releases the lock
 
 
-class RunFolderLockedError(RuntimeError):
-    """Another training run holds the run folder."""
+class RunFolderLockedError(OSError):
+    """Another training run holds the run folder (an OSError, as the lock's own BlockingIOError: the CLI ends
+    it with one line)."""
 
 
 def set_aside_checkpoints(run_dir: str | Path) -> None:

@@ -2,6 +2,7 @@
 light `import hf_fma`."""
 
 import importlib.metadata
+import os
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import yaml
 
 from hf_fma import cli, hub, predict, reporting
 from hf_fma.configs import CONFIGS_DIR
+from hf_fma.run_folder import run_folder_lock
 
 
 @pytest.mark.parametrize(
@@ -98,6 +100,10 @@ def test_train_user_errors_end_with_one_line(tmp_path, capsys):
     assert "--do_train, --do_eval: an hf-fma run always trains, validates and tests the best model" in line
     line = train_error_line(capsys, "ast_demo", "--data_dir", data_dir, "--report_to", "mlfow")
     assert "--report_to mlfow: transformers knows no such tracker; valid: all, none, " in line
+    in_use = tmp_path / "in_use"
+    with run_folder_lock(in_use):  # another run trains into it
+        line = train_error_line(capsys, "ast_demo", "--data_dir", data_dir, "--output_dir", str(in_use))
+    assert f"output_dir {in_use} is in use by another training run (process {os.getpid()} on " in line
 
 
 # Each tracker transformers' Trainer reports to, and its pip package as transformers' own callback names it.
