@@ -411,7 +411,8 @@ def write_run_config(
     final_path = Path(training_args.output_dir) / RUN_CONFIG_NAME
     return write_text_atomic(
         Path(folder) / RUN_CONFIG_NAME,
-        f"# Resolved arguments of this run; repeat it with: hf-fma train {final_path}\n"
+        # A new output_dir: the run's own folder holds it, so a rerun into it would be refused.
+        f"# Resolved arguments of this run; repeat it with: hf-fma train {final_path} --output_dir rerun\n"
         + yaml.safe_dump(config, sort_keys=False),
     )
 

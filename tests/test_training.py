@@ -8,6 +8,7 @@ The training runs are real recipe runs (tiny models, 3 s crops), each well under
 import importlib.util
 import json
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -243,6 +244,12 @@ def test_the_run_config_repeats_the_run(ast_run):
     saved = json.loads((output_dir / "preprocessor_config.json").read_text())
     # the measured fbank statistics are recorded, so the rerun does not measure them again
     assert (model_args.feature_mean, model_args.feature_std) == (saved["mean"], saved["std"])
+    # The command its first line gives trains into a new folder: the run's own one would be refused.
+    command = (output_dir / RUN_CONFIG_NAME).read_text().splitlines()[0].split("repeat it with: ")[1]
+    argv = shlex.split(command)
+    assert argv[:3] == ["hf-fma", "train", str(output_dir / RUN_CONFIG_NAME)]
+    _, _, rerun_args = parse_arguments(argv[2:])
+    assert Path(rerun_args.output_dir) != output_dir
 
 
 def test_the_saved_ast_is_its_best_checkpoint(ast_run):
