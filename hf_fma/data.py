@@ -37,9 +37,13 @@ DATASET_CONFIGS = tuple(config.name for config in Fma.BUILDER_CONFIGS)
 
 
 def _builder_hash() -> str:
+    """The builder's sources and datasets' major version: each major version writes feature types the
+    others may not read (a cache prepared by datasets 5 fails on 3.6 with "Feature type 'List' not found"),
+    and two of them can share one cache (two environments, an upgrade, a downgrade), so each prepares its own."""
     digest = hashlib.sha256()
     for name in _BUILDER_SOURCES:
         digest.update((Path(__file__).parent / name).read_bytes())
+    digest.update(f"datasets {datasets.__version__.split('.')[0]}".encode())
     return digest.hexdigest()
 
 

@@ -52,6 +52,28 @@ def _soundfile() -> list[tuple[str, str]]:
     return [("soundfile", soundfile.__version__), ("libsndfile", f"{soundfile.__libsndfile_version__}; MP3: {mp3}")]
 
 
+# torchcodec wheels are built for one torch; PyPI's newest are CUDA builds. The CPU torch builds hf-fma is
+# tested with, and the torchcodec release that loads beside each (scripts/setup.sh installs the same pair).
+_TORCHCODEC_FOR_CPU_TORCH = {"2.13": "0.13.0"}
+
+
+def _torchcodec_fix() -> str:
+    """The pip command that installs a torchcodec built for this torch."""
+    torch_version = _version("torch")
+    release = _TORCHCODEC_FOR_CPU_TORCH.get(".".join(torch_version.split(".")[:2]))
+    if release and "+cu" not in torch_version:
+        return f'pip install "torchcodec=={release}"'
+    return f"pip install the torchcodec release built for torch {torch_version} (torchcodec's compatibility table)"
+
+
+def _root_cause(error: BaseException) -> str:
+    """The first line of the innermost error: torchcodec wraps the missing library (e.g. `libnvrtc.so.13:
+    cannot open shared object file`) in "Could not load this library"."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
 def _torchcodec() -> list[tuple[str, str]]:
     version = _version("torchcodec")
     if version == "not installed":
@@ -59,7 +81,7 @@ def _torchcodec() -> list[tuple[str, str]]:
     try:
         importlib.import_module("torchcodec.decoders")
     except Exception as error:  # a torchcodec built for another torch or CUDA fails in many ways at import
-        return [("torchcodec", f"{version}, does not load: {str(error).splitlines()[0]}")]
+        return [("torchcodec", f"{version}, does not load ({_root_cause(error)}); datasets >= 4 cannot decode Audio columns: {_torchcodec_fix()}")]
     return [("torchcodec", f"{version}, loads")]
 
 

@@ -73,6 +73,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import datasets
+import pyarrow as pa
 import soundfile as sf
 from filelock import FileLock
 
@@ -137,6 +138,8 @@ class BadAudioWarning(UserWarning):
 # splits (mini's 100, the demo's 8 to 17 tracks) from crying wolf over one bad file.
 _LOSS_WARNING_SHARE = 0.1
 _FEW_BAD_FILES = 10
+# Rows per Arrow table when preparing (datasets' writer batch): a row is a path and a few fields.
+_ROWS_PER_TABLE = 1000
 # How many left-out tracks a warning lists by id (a missing folder would otherwise list thousands).
 _LISTED_TRACKS = 20
 
@@ -180,7 +183,7 @@ class FmaConfig(datasets.BuilderConfig):
         return f"{config_id}-data-{_data_fingerprint(os.path.expanduser(self.data_dir), names)}"
 
 
-class Fma(datasets.GeneratorBasedBuilder):
+class Fma(datasets.ArrowBasedBuilder):
     """FMA: music-genre classification data with the official artist-filtered splits."""
 
     VERSION = datasets.Version("1.0.0")
@@ -249,7 +252,17 @@ class Fma(datasets.GeneratorBasedBuilder):
             for split, (records, quotas) in self._select_tracks(tracks, genres).items()
         ]
 
-    def _generate_examples(self, shards, quotas, audio_folder, streaming, split):
+    def _generate_tables(self, shards, quotas, audio_folder, streaming, split):
+        """The split's usable tracks as Arrow tables typed with the features' own schema, in track-id order.
+
+        Tables, not examples (`GeneratorBasedBuilder`): datasets >= 4 encodes each example's `Audio` with
+        torchcodec, importing its encoder even for a path, so preparing failed wherever torchcodec does
+        not load (a CUDA build beside a CPU torch). A table in the features' schema is written as it is,
+        on every datasets version. Streaming yields one track per table, so that a reader holds one
+        file's bytes at a time; preparing, up to `_ROWS_PER_TABLE` rows of paths."""
+        schema = self.info.features.arrow_schema
+        rows_per_table = 1 if streaming else _ROWS_PER_TABLE
+        rows = []
         left_out = {}  # track_id -> reason, reported once per split (see `_report_left_out`)
         taken = Counter()  # genre label -> tracks yielded, to fill `quotas`
         for record in (record for shard in shards for record in shard):
@@ -263,7 +276,12 @@ class Fma(datasets.GeneratorBasedBuilder):
                 left_out[track_id] = problem
                 continue
             taken[record["genre"]] += 1
-            yield track_id, {**record, "audio": audio, "duration": duration}
+            rows.append({**record, "audio": audio, "duration": duration})
+            if len(rows) == rows_per_table:
+                yield rows[0]["track_id"], pa.Table.from_pylist(rows, schema=schema)
+                rows = []
+        if rows:
+            yield rows[0]["track_id"], pa.Table.from_pylist(rows, schema=schema)
         listed = sum(map(len, shards))
         expected = listed if quotas is None else min(listed, sum(quotas.values()))
         self._report_left_out(split, audio_folder, expected, sum(taken.values()), left_out)
