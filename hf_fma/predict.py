@@ -167,7 +167,9 @@ def load_classifier(
             # trust_remote_code is always given: left None, transformers would prompt on a terminal.
             model = AutoModelForAudioClassification.from_pretrained(model_or_path, trust_remote_code=trust_remote_code)
             if feature_extractor is None:
-                feature_extractor = AutoFeatureExtractor.from_pretrained(model_or_path, trust_remote_code=trust_remote_code)
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=EMPTY_MEL_FILTER_WARNING)
+                    feature_extractor = AutoFeatureExtractor.from_pretrained(model_or_path, trust_remote_code=trust_remote_code)
         except (OSError, ValueError) as error:
             if not trust_remote_code and "trust_remote_code" in str(error):
                 raise ValueError(
@@ -771,10 +773,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.num_workers < 0:
         parser.error(f"--num_workers must be 0 (decode in this process) or more, got {args.num_workers}")
-    # Keep stderr for this command's own messages: transformers' weight-loading bar and the feature extractor's
-    # empty-mel-filter warning (see EMPTY_MEL_FILTER_WARNING) say nothing a user can act on.
+    # Keep stderr for this command's own messages: transformers' weight-loading bar says nothing a user can act on.
     transformers_logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", message=EMPTY_MEL_FILTER_WARNING)
     try:
         if args.output is not None and args.output.is_dir():
             raise ValueError(f"--output {args.output} is a folder: give the name of a file to write")
