@@ -26,8 +26,9 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from hf_fma.run_folder import last_checkpoint
+from hf_fma.run_folder import follow_umask, last_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ class FmaTrainer(Trainer):
             if free >= needed:
                 raise
             raise self._disk_full_error(free, needed, measure) from error
+        follow_umask(Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
 
     def _loads_with_from_pretrained(self, model) -> bool:
         return (

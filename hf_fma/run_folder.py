@@ -115,6 +115,15 @@ def new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def follow_umask(folder: str | Path) -> None:
+    """Give every file in folder the mode a plain `open` would (`new_file_mode`): safetensors writes
+    model.safetensors 0o600, which other users cannot read (nor resume from, for a checkpoint)."""
+    mode = new_file_mode()
+    for path in Path(folder).iterdir():
+        if path.is_file():
+            path.chmod(mode)
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write text to path through a temporary file in the same folder renamed over it: a reader (or a
     crash) sees the old content or the new, never a truncated file. The file gets the mode a plain `open`
@@ -269,7 +278,7 @@ def publish_staged(staging: str | Path, run_dir: str | Path) -> Path:
     The previous run's all_results.json goes first, so from then on no tool takes the folder for a finished
     run until the new one is complete; its other files are replaced (os.replace) or, when the new run has no
     counterpart (REPLACED_PATTERNS), removed. Checkpoints are Trainer's and stay. Every file gets the
-    mode a plain `open` gives (safetensors writes model.safetensors 0o600, unreadable to other users).
+    mode a plain `open` gives (`follow_umask`).
     """
     staging, run_dir = Path(staging), Path(run_dir)
     if not (staging / ALL_RESULTS_NAME).is_file():
@@ -280,10 +289,8 @@ def publish_staged(staging: str | Path, run_dir: str | Path) -> Path:
         for stale in run_dir.glob(pattern):
             if stale.is_file() and stale.name not in staged:
                 stale.unlink()
-    mode = new_file_mode()
+    follow_umask(staging)
     for path in sorted(staging.iterdir(), key=lambda path: path.name == ALL_RESULTS_NAME):  # the mark last
-        if path.is_file():
-            path.chmod(mode)
         os.replace(path, run_dir / path.name)
     staging.rmdir()
     shutil.rmtree(run_dir / REPLACED_CHECKPOINTS_NAME, ignore_errors=True)  # the replaced run's
@@ -306,6 +313,7 @@ __all__ = [
     "evaluation_json_name",
     "evaluation_markdown_name",
     "evaluation_stem",
+    "follow_umask",
     "is_complete_checkpoint",
     "is_finished",
     "last_checkpoint",

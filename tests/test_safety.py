@@ -246,10 +246,12 @@ def test_other_users_can_read_a_run_folder_as_the_umask_allows(cnn_run, tmp_path
     umask = os.umask(0o022)
     os.umask(umask)
     run_dir = cnn_run[0]
-    files = [path for path in run_dir.iterdir() if path.is_file()]
-    assert {"model.safetensors", "README.md", "all_results.json", "run_config.yaml"} <= {path.name for path in files}
-    modes = {path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in files}
-    assert modes == {path.name: oct(0o666 & ~umask) for path in files}
+    files = [path for path in run_dir.rglob("*") if path.is_file()]  # checkpoints too: resuming reads them
+    names = {str(path.relative_to(run_dir)) for path in files}
+    assert {"model.safetensors", "README.md", "all_results.json", "run_config.yaml"} <= names
+    assert any(name.startswith("checkpoint-") and name.endswith("/model.safetensors") for name in names)
+    modes = {str(path.relative_to(run_dir)): oct(stat.S_IMODE(path.stat().st_mode)) for path in files}
+    assert modes == {name: oct(0o666 & ~umask) for name in modes}
     os.umask(0o027)  # a stricter umask is followed too
     try:
         written = run_folder.write_text_atomic(tmp_path / "evaluation_test.md", "text")
