@@ -70,6 +70,7 @@ from hf_fma.audio import AudioDecodeError, audio_duration, load_audio
 from hf_fma.features import EMPTY_MEL_FILTER_WARNING, BatchedFbank, FbankCollator
 from hf_fma.geometry import crop_samples, seconds_to_samples
 from hf_fma.models.ast import input_shape
+from hf_fma.run_folder import new_file_mode
 import hf_fma.models  # noqa: F401  registers the CNN and FmaASTFeatureExtractor with the Auto classes
 
 # Extensions a folder search picks up. Files named on the command line are tried whatever their name.
@@ -747,9 +748,7 @@ class _OutputFile:
         )
         self.name = self.stream.name
         self.holds_rows = False  # a flush after a row has put it in place of `path`
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.name, 0o666 & ~umask)
+        os.chmod(self.name, new_file_mode())
 
     def write(self, text: str) -> int:
         return self.stream.write(text)
