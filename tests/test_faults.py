@@ -7,7 +7,6 @@ Run: python -m pytest tests/test_faults.py -q
 """
 
 import json
-import os
 import shutil
 import signal
 import subprocess

@@ -7,7 +7,6 @@ The training runs are real recipe runs (tiny models, 3 s crops), each well under
 
 import importlib.util
 import json
-import re
 import shlex
 import socket
 import subprocess
