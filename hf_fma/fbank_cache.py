@@ -50,7 +50,8 @@ def build_fbank_cache(
 
     Columns added: "fbank" (large_binary: (frames, num_mel_bins) little-endian `dtype`, row-major) and
     "fbank_frames" (int32). Binary rather than Array2D because crops are cut in a transform, where
-    datasets would turn an Array2D into Python lists (500 times slower). Stored as Arrow by
+    datasets would turn an Array2D into Python lists (a float object per value; a binary row is read as
+    one NumPy view). Stored as Arrow by
     `Dataset.map` (in its cache, or `cache_file_name`). Raw log-mel, before normalisation: any mean/std
     and pooling apply at training time.
 
