@@ -109,7 +109,7 @@ def run_usual(paths, examples, batch_size):
 def run_on_the_fly(paths, examples, batch_size, mfcc=False):
     import torch
 
-    from hf_fma.features import AudioCropTransform, FbankCollator
+    from hf_fma.transforms import AudioCropTransform, FbankCollator
     from hf_fma.models import FmaASTFeatureExtractor  # without MFCC settings, ASTFeatureExtractor's features
 
     dataset = dataset_of(paths, examples).with_transform(AudioCropTransform(CROP_SECONDS, policy="random"))
@@ -122,7 +122,8 @@ def run_cached(paths, examples, batch_size, cache_dir):
     import torch
     from transformers import ASTFeatureExtractor
 
-    from hf_fma.features import CachedCropTransform, FbankCollator, build_fbank_cache
+    from hf_fma.fbank_cache import CachedCropTransform, build_fbank_cache
+    from hf_fma.transforms import FbankCollator
 
     tracks = dataset_of(paths, len(paths))
     start = time.perf_counter()
@@ -145,7 +146,7 @@ def run_fbank_alone(paths, examples, batch_size):
     from transformers import ASTFeatureExtractor
 
     from hf_fma.audio import load_crop
-    from hf_fma.features import BatchedFbank
+    from hf_fma.fbank import BatchedFbank
 
     extractor = ASTFeatureExtractor(max_length=MAX_LENGTH)
     crops = [load_crop(paths[i % len(paths)], CROP_SECONDS, "even", i % 6, 6) for i in range(batch_size)]
@@ -181,7 +182,7 @@ def run_baseline(paths, examples, batch_size):
     import torch  # noqa: F401
     import transformers  # noqa: F401
 
-    import hf_fma.features  # noqa: F401
+    import hf_fma.transforms  # noqa: F401
 
     return {}
 

@@ -94,7 +94,7 @@ def run_predict(model_dir: str, files: list[str], workers: int) -> dict:
 
     from transformers.utils import logging as transformers_logging
 
-    from hf_fma.features import EMPTY_MEL_FILTER_WARNING
+    from hf_fma.fbank import EMPTY_MEL_FILTER_WARNING
     from hf_fma.predict import predict_files
 
     transformers_logging.disable_progress_bar()  # as `hf-fma predict` does: the weight-loading bar, twice

@@ -35,7 +35,7 @@ from hf_fma.argparsing import ArgumentParser
 from hf_fma.data import load_fma
 from hf_fma.demo import make_demo
 from hf_fma.evaluation import with_crop_transform
-from hf_fma.features import AudioCropTransform, FbankCollator
+from hf_fma.transforms import AudioCropTransform, FbankCollator
 from hf_fma.geometry import crop_frames
 from hf_fma.models import build_model
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor

@@ -21,7 +21,7 @@ COMMANDS = {
     "make-demo": ("hf_fma.demo", "main", "write a miniature FMA (official archive layout) for offline runs"),
     "train": ("hf_fma.train", "main", "train AST or the CNN from a config file or a shipped config's name"),
     "configs": ("hf_fma.train", "configs_main", "list the shipped training and accelerate configs, or print one's path"),
-    "stats": ("hf_fma.features", "stats_main", "compute fbank mean/std over a training split"),
+    "stats": ("hf_fma.fbank_stats", "stats_main", "compute fbank mean/std over a training split"),
     "models": ("hf_fma.models.summary", "main", "parameter counts and forward cost of the model presets"),
     "predict": ("hf_fma.predict", "main", "classify audio files or folders with a trained model"),
     "evaluate": ("hf_fma.reporting", "evaluate_main", "clip- and track-level metrics of a model on a split"),

@@ -36,7 +36,7 @@ from datasets.distributed import split_dataset_by_node
 # datasets' tqdm: off when datasets' bars are (`datasets.disable_progress_bars()`, HF_DATASETS_DISABLE_PROGRESS_BARS).
 from datasets.utils.tqdm import tqdm
 
-from hf_fma.features import AudioCropTransform, FbankCollator, expand_crops
+from hf_fma.transforms import AudioCropTransform, FbankCollator, expand_crops
 from hf_fma.geometry import frames_to_seconds
 
 GENRE_METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "genre_classification"

@@ -67,10 +67,11 @@ from transformers.utils import logging as transformers_logging
 
 from hf_fma.argparsing import ArgumentParser
 from hf_fma.audio import AudioDecodeError, audio_duration, load_audio
-from hf_fma.features import EMPTY_MEL_FILTER_WARNING, BatchedFbank, FbankCollator
+from hf_fma.fbank import EMPTY_MEL_FILTER_WARNING, BatchedFbank
 from hf_fma.geometry import crop_samples, seconds_to_samples
 from hf_fma.models.ast import input_shape
 from hf_fma.run_folder import new_file_mode
+from hf_fma.transforms import FbankCollator
 import hf_fma.models  # noqa: F401  registers the CNN and FmaASTFeatureExtractor with the Auto classes
 
 # Extensions a folder search picks up. Files named on the command line are tried whatever their name.

@@ -86,19 +86,11 @@ from hf_fma.evaluation import (
     load_genre_metric,
     with_crop_transform,
 )
-from hf_fma.features import (
-    AUDIOSET_MEAN,
-    AUDIOSET_STD,
-    EMPTY_MEL_FILTER_WARNING,
-    AudioCropTransform,
-    FbankCollator,
-    Mixup,
-    SpecAugment,
-    TrainingSeeds,
-    compute_fbank_stats,
-    cross_entropy_loss,
-    expand_crops,
-)
+from hf_fma.augment import Mixup, SpecAugment, TrainingSeeds
+from hf_fma.fbank import AUDIOSET_MEAN, AUDIOSET_STD, EMPTY_MEL_FILTER_WARNING
+from hf_fma.fbank_stats import compute_fbank_stats
+from hf_fma.trainer import cross_entropy_loss
+from hf_fma.transforms import AudioCropTransform, FbankCollator, expand_crops
 from hf_fma.configs import config_file, training_configs
 from hf_fma.data import DATASET_CONFIGS, is_demo_data, load_fma
 from hf_fma.export import is_demo_export

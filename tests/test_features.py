@@ -1,5 +1,7 @@
-"""Batched fbank, transforms, collator, augmentation, cache and statistics (hf_fma.features), and the
-pooling feature extractor (hf_fma.models.feature_extraction_fma_ast)."""
+"""The features layer: batched fbank (hf_fma.fbank), crop transforms and collator (hf_fma.transforms),
+augmentation (hf_fma.augment), the fbank cache (hf_fma.fbank_cache) and statistics (hf_fma.fbank_stats);
+the pooling feature extractor (hf_fma.models.feature_extraction_fma_ast); the training loss
+(hf_fma.trainer), which mixup's labels need."""
 
 import json
 import os
@@ -14,19 +16,12 @@ from datasets import Audio, Dataset
 from transformers import ASTFeatureExtractor, AutoFeatureExtractor
 
 from hf_fma.audio import AudioDecodeError, load_audio, load_crop
-from hf_fma.features import (
-    AudioCropTransform,
-    BatchedFbank,
-    CachedCropTransform,
-    FbankCollator,
-    Mixup,
-    SpecAugment,
-    build_fbank_cache,
-    compute_fbank_stats,
-    cross_entropy_loss,
-    expand_crops,
-    stats_main,
-)
+from hf_fma.augment import Mixup, SpecAugment
+from hf_fma.fbank import BatchedFbank
+from hf_fma.fbank_cache import CachedCropTransform, build_fbank_cache
+from hf_fma.fbank_stats import compute_fbank_stats, stats_main
+from hf_fma.trainer import cross_entropy_loss
+from hf_fma.transforms import AudioCropTransform, FbankCollator, expand_crops
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor, mfcc
 
 TARGET = 16000

@@ -26,7 +26,7 @@ from transformers import ASTFeatureExtractor, pipeline
 import hf_fma.predict as predict_module
 from hf_fma import cli
 from hf_fma.evaluation import extractor_crop_seconds
-from hf_fma.features import AudioCropTransform
+from hf_fma.transforms import AudioCropTransform
 from hf_fma.metadata import SMALL_GENRES
 from hf_fma.models.ast import build_ast, build_model
 from hf_fma.models.cnn import build_cnn

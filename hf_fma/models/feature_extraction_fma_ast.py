@@ -8,7 +8,7 @@ trust_remote_code=True)` then reproduces the training features where hf_fma is n
 therefore imports only transformers, numpy and torch.
 
 The MFCC option (`num_mfcc`, `mfcc_delta_order`) serves the baselines of the references the study compares
-with, which classify MFCC: `mfcc` below is its only definition, which `hf_fma.features.BatchedFbank` calls
+with, which classify MFCC: `mfcc` below is its only definition, which `hf_fma.fbank.BatchedFbank` calls
 for training batches, so the saved extractor reproduces the training features with this file alone.
 
 With both factors 1 and no MFCC (the defaults) it is exactly `ASTFeatureExtractor`, and that is what gets
