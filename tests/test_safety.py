@@ -22,6 +22,7 @@ from transformers import TrainerCallback
 from hf_fma import predict, recipe, reporting, run_folder, training
 from hf_fma.cards import model_card
 from hf_fma.hub import prepare_model_repo
+from hf_fma.models.loading import load_classifier
 
 from .conftest import REPO_ROOT
 
@@ -394,7 +395,7 @@ def code_marks(tmp_path, monkeypatch):
 
 def test_hf_fmas_own_classes_load_from_a_hub_repo_without_running_its_code(cnn_run, code_marks):
     repo_id = cache_as_hub_repo(cnn_run[0], "someone/cnn-fma-ours")
-    model, feature_extractor = predict.load_classifier(repo_id, device="cpu")
+    model, feature_extractor = load_classifier(repo_id, device="cpu")
     assert type(model).__module__ == "hf_fma.models.modeling_fma_cnn"  # the installed class, not the repo's copy
     assert type(feature_extractor).__module__ == "hf_fma.models.feature_extraction_fma_ast"
     assert list(code_marks.iterdir()) == []
