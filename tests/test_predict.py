@@ -1,7 +1,4 @@
-"""`hf-fma predict` and `predict_files` on real audio formats, whole tracks and broken files.
-
-    cd /work/main && /work/venv/bin/python -m pytest tests/test_predict.py -q
-"""
+"""`hf-fma predict` and `predict_files` on real audio formats, whole tracks and broken files."""
 
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ def copy_run(run_dir, destination):
 
 
 # ----------------------------------------------------------------------------------------------------
-# No token on disk or in a log (issue 14)
+# No token on disk or in a log
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -146,7 +146,7 @@ def test_a_saved_login_token_reaches_the_push_and_no_file_or_log(cnn_run, demo_d
 
 
 # ----------------------------------------------------------------------------------------------------
-# A finished run is never replaced unasked (issue 10)
+# A finished run is never replaced unasked
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -291,7 +291,7 @@ def test_overwrite_output_dir_is_not_recorded_in_the_run_config(demo_dir, tmp_pa
 
 
 # ----------------------------------------------------------------------------------------------------
-# `hf-fma evaluate` on another config, and what cards and push report (issue 10)
+# `hf-fma evaluate` on another config, and what cards and push report
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -347,7 +347,7 @@ def test_card_refuses_a_test_evaluation_of_another_config(evaluated_on_mini, tmp
 
 
 # ----------------------------------------------------------------------------------------------------
-# Code from a model repository runs only with --trust_remote_code (issue 14)
+# Code from a model repository runs only with --trust_remote_code
 # ----------------------------------------------------------------------------------------------------
 
 
