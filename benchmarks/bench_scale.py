@@ -44,13 +44,13 @@ FOLDERS = 156  # 3-digit folders of fma_large: ids up to 155,320
 
 def make_tree(root: Path, size: int, clips: list[Path]) -> Path:
     """An extracted FMA tree with `size` tracks (kept between runs): ids spread over every folder."""
-    from hf_fma import demo
+    from hf_fma.demo.catalogue import genres_csv, plan_tracks, tracks_csv
     from hf_fma.metadata import audio_path
 
     data_dir = root / f"fma-{size}"
     if (data_dir / "fma_metadata" / "tracks.csv").exists():
         return data_dir
-    planned = [track for track in demo._plan_tracks(0) if track.kind == "valid"]
+    planned = [track for track in plan_tracks(0) if track.kind == "valid"]
     step = FOLDERS * 1000 // size
     tracks = [dataclasses.replace(planned[i % len(planned)], track_id=2 + i * step) for i in range(size)]
     for track in tracks:
@@ -59,8 +59,8 @@ def make_tree(root: Path, size: int, clips: list[Path]) -> Path:
         os.link(clips[track.track_id % len(clips)], path)
     metadata = data_dir / "fma_metadata"
     metadata.mkdir(parents=True, exist_ok=True)
-    (metadata / "genres.csv").write_bytes(demo._genres_csv(tracks))
-    (metadata / "tracks.csv").write_bytes(demo._tracks_csv(tracks))  # last: it marks the tree complete
+    (metadata / "genres.csv").write_bytes(genres_csv(tracks))
+    (metadata / "tracks.csv").write_bytes(tracks_csv(tracks))  # last: it marks the tree complete
     return data_dir
 
 

@@ -52,8 +52,9 @@ def _soundfile() -> list[tuple[str, str]]:
     return [("soundfile", soundfile.__version__), ("libsndfile", f"{soundfile.__libsndfile_version__}; MP3: {mp3}")]
 
 
-# torchcodec wheels are built for one torch; PyPI's newest are CUDA builds. The CPU torch builds hf-fma is
-# tested with, and the torchcodec release that loads beside each (scripts/setup.sh installs the same pair).
+# torchcodec wheels are built for one torch, and pip's default pick is a CUDA build: the CPU torch builds
+# hf-fma is tested with, and the torchcodec release that loads beside each (scripts/setup.sh installs the
+# same pair), so the fix names the release.
 _TORCHCODEC_FOR_CPU_TORCH = {"2.13": "0.13.0"}
 
 

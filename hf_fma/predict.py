@@ -21,296 +21,41 @@ padded by the feature extractor as in training. Silent windows (peak under -80 d
 are left out of the average, with a warning. A file whose audio ends before its header says (an MP3 cut
 short still declares its full length) is classified from the audio it has, with a warning.
 
-Decoding is per window: `hf_fma.audio.load_audio` seeks to each one and decodes, mixes to mono and
-resamples only it, so memory holds one batch of windows whatever the track's length - a 2-hour mix costs
-what a 30 s clip does. Decoding the whole track first would hold all of it at the file's own rate and
-channels before resampling (a 5-minute 44.1 kHz stereo MP3 is 106 MB of float32, a 2-hour mix 2.5 GB).
-Reopening and seeking per window costs about 30% more decoding time than one pass (measured on MP3), small
-beside the model. Formats libsndfile cannot open (M4A) are decoded whole by the ffmpeg binary, once per
-file, and cut into windows.
+Each window is decoded on its own (`hf_fma.track_windows`), so memory holds one batch of windows whatever
+the track's length.
 
 Bad input never stops a run: a missing, empty, unreadable, non-audio, silent or too-short file, a broken
 or looping link, a FIFO gets a result with `error` giving the reason, and the rest are classified.
-`--output FILE` keeps the old file until the first row is finished, then holds the rows finished so far. Exit status: 0 when every file was
-classified, 1 when any failed, 2 for usage errors (bad option, a model that does not load).
+`--output FILE` keeps the old file until the first row is finished, then holds the rows finished so far.
+Exit status: 0 when every file was classified, 1 when any failed, 2 for usage errors (bad option, a model
+that does not load).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import errno
-import json
 import os
-import stat
 import sys
-import tempfile
-import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
-import soundfile as sf
 import torch
 from tqdm.auto import tqdm
-from transformers import (
-    ASTConfig,
-    ASTFeatureExtractor,
-    AutoFeatureExtractor,
-    AutoModelForAudioClassification,
-    PreTrainedModel,
-)
+from transformers import ASTFeatureExtractor, PreTrainedModel
 from transformers.utils import logging as transformers_logging
 
 from hf_fma.argparsing import ArgumentParser
-from hf_fma.audio import AudioDecodeError, audio_duration, load_audio
-from hf_fma.fbank import EMPTY_MEL_FILTER_WARNING, BatchedFbank
-from hf_fma.geometry import crop_samples, seconds_to_samples
-from hf_fma.models.ast import input_shape
-from hf_fma.run_folder import new_file_mode
+from hf_fma.audio_files import find_audio_files
+from hf_fma.fbank import BatchedFbank
+from hf_fma.geometry import seconds_to_samples
+from hf_fma.models.loading import load_classifier
+from hf_fma.prediction_output import OUTPUT_FORMATS, OutputFile, write_predictions
+from hf_fma.track_windows import FilePrediction, decoded_files, window_samples
 from hf_fma.transforms import FbankCollator
-import hf_fma.models  # noqa: F401  registers the CNN and FmaASTFeatureExtractor with the Auto classes
-
-# Extensions a folder search picks up. Files named on the command line are tried whatever their name.
-AUDIO_EXTENSIONS = frozenset(
-    {".aac", ".aif", ".aifc", ".aiff", ".flac", ".m4a", ".mka", ".mp3", ".mp4", ".oga", ".ogg", ".opus",
-     ".wav", ".webm", ".wma"}
-)
-# Shorter files are reported as too short rather than classified: below 0.1 s there are under 8 fbank
-# frames (25 ms frames every 10 ms), no musical content to speak of.
-MIN_DURATION = 0.1
-# Windows whose peak stays under -80 dBFS carry no genre: they are left out of a track's average, and a
-# file with nothing else is an error.
-SILENCE_DBFS = -80
-SILENCE_PEAK = 10 ** (SILENCE_DBFS / 20)
-# Audio that ends this many seconds before its header's duration is reported as truncated (smaller gaps are
-# encoder padding and rounding); an MP3 cut short still declares its full length in its header.
-TRUNCATION_TOLERANCE = 0.5
-OUTPUT_FORMATS = ("table", "jsonl", "csv")
-
-
-@dataclass
-class FilePrediction(Mapping):
-    """The outcome for one file: top-k `predictions` ({"label", "score"}, best first, as the audio pipeline
-    gives them) or an `error` saying why not; a `warning` when some audio was left out (silent windows, a
-    truncated file). `duration`: seconds of audio in the file (what decodes, when that is less than its
-    header declares); `windows`: how many windows were averaged.
-
-    It reads like the pipeline's dicts, `result["predictions"]`, `dict(result)`, and by attribute,
-    `result.predictions`."""
-
-    file: str
-    predictions: list[dict[str, Any]] = field(default_factory=list)
-    duration: float | None = None
-    windows: int = 0
-    error: str | None = None
-    warning: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in list(self):
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __iter__(self) -> Iterator[str]:
-        return (item.name for item in fields(self))
-
-    def __len__(self) -> int:
-        return len(fields(self))
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Inputs: model, device, files, windows
-
-
-def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
-    """"auto" (or None): the first GPU when there is one, else the CPU; otherwise any torch device name."""
-    if name is None or name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but torch sees no CUDA GPU; use --device cpu")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {name!r} requested but MPS is not available; use --device cpu")
-    return device
-
-
-def load_classifier(
-    model_or_path: str | os.PathLike | PreTrainedModel,
-    feature_extractor: ASTFeatureExtractor | None = None,
-    device: str | torch.device | None = "auto",
-    trust_remote_code: bool = False,
-) -> tuple[PreTrainedModel, ASTFeatureExtractor]:
-    """The model in eval mode on `device`, and its feature extractor.
-
-    model_or_path: a saved model folder (or Hub name) holding the feature extractor too, or a loaded
-    audio-classification model, in which case `feature_extractor` is required.
-    trust_remote_code: run the Python files the folder's `auto_map` names. Off, a model whose classes only
-    that code defines is refused, whether it is a Hub repository or a local folder (a folder may be a copy
-    of one); transformers' own models and the classes `import hf_fma` registers (the CNN, the pooling
-    feature extractor) load from the installed packages, never from the folder's copies of their code.
-    """
-    device = resolve_device(device)
-    if isinstance(model_or_path, PreTrainedModel):
-        if feature_extractor is None:
-            raise ValueError("predicting with a loaded model needs its feature_extractor too")
-        model = model_or_path
-    else:
-        try:
-            # trust_remote_code is always given: left None, transformers would prompt on a terminal.
-            model = AutoModelForAudioClassification.from_pretrained(model_or_path, trust_remote_code=trust_remote_code)
-            if feature_extractor is None:
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message=EMPTY_MEL_FILTER_WARNING)
-                    feature_extractor = AutoFeatureExtractor.from_pretrained(model_or_path, trust_remote_code=trust_remote_code)
-        except (OSError, ValueError) as error:
-            if not trust_remote_code and "trust_remote_code" in str(error):
-                raise ValueError(
-                    f"{model_or_path!s} needs Python code of its own (auto_map in its config) to load; hf-fma runs it "
-                    "only when asked: read the code, then pass --trust_remote_code"
-                ) from error
-            raise ValueError(f"cannot load an audio-classification model from {model_or_path!s}: {error}") from error
-    if not isinstance(feature_extractor, ASTFeatureExtractor):
-        raise ValueError(
-            f"predict computes AST log-mel features (ASTFeatureExtractor or FmaASTFeatureExtractor), but the "
-            f"model comes with a {type(feature_extractor).__name__}"
-        )
-    _check_model_takes_features(model, feature_extractor)
-    return model.to(device).eval(), feature_extractor
-
-
-def _check_model_takes_features(model: PreTrainedModel, feature_extractor: ASTFeatureExtractor) -> None:
-    """Refuse, before any decoding, a model that does not take the extractor's (frames, mel bins) input:
-    the AST and the CNN declare the mel bins they take (`num_mel_bins`), the AST also its frames
-    (`max_length`); a model without them (Wav2Vec2 takes raw samples) would fail deep in its first layer."""
-    model_class, extractor_class = type(model).__name__, type(feature_extractor).__name__
-    config = model.config
-    if getattr(config, "num_mel_bins", None) is None:
-        raise ValueError(
-            f"the model {model_class} does not take the log-mel features of its feature extractor "
-            f"{extractor_class} (its config declares no num_mel_bins): predict needs an AST or hf-fma CNN model"
-        )
-    frames, mel_bins = input_shape(feature_extractor)  # pooled, for FmaASTFeatureExtractor's 4 x 4 features
-    expected = {"mel bins": (config.num_mel_bins, mel_bins)}
-    if isinstance(config, ASTConfig):  # position embeddings for exactly max_length frames
-        expected["frames"] = (config.max_length, frames)
-    wrong = [f"{takes} {name} but {extractor_class} gives {gives}" for name, (takes, gives) in expected.items() if takes != gives]
-    if wrong:
-        raise ValueError(f"the model {model_class} does not fit its feature extractor: it takes {'; '.join(wrong)}")
-
-
-def window_samples(feature_extractor: ASTFeatureExtractor) -> int:
-    """Samples (at the extractor's rate) of the crops the model was trained on, from its `max_length`
-    frames (80,000 for 500: 5 s), so each window gets the features a training crop got."""
-    return crop_samples(feature_extractor.max_length, feature_extractor.sampling_rate)
-
-
-def window_starts(total: int, window: int, hop: int, max_windows: int | None = None) -> list[int]:
-    """Start samples of the windows that cover `total` samples: every `hop` samples, plus one aligned to the
-    end when the last regular one stops short of it; one window at 0 when the track is shorter than a
-    window. With `max_windows`, that many evenly spaced windows instead when there would be more."""
-    if window <= 0 or hop <= 0:
-        raise ValueError(f"window and hop must be positive sample counts, got window={window}, hop={hop}")
-    if total <= window:
-        return [0]
-    starts = list(range(0, total - window + 1, hop))
-    if starts[-1] + window < total:
-        starts.append(total - window)
-    if max_windows is not None and len(starts) > max_windows:
-        starts = np.linspace(0, total - window, max_windows).round().astype(int).tolist()
-    return starts
-
-
-def find_audio_files(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, str | None]]:
-    """(file, error) pairs in the order given: a file is taken as is; a folder is searched recursively, in
-    sorted order, for files with an audio extension (hidden files skipped: macOS leaves `._song.mp3`
-    resource forks beside the real ones); each file once. The error names what is wrong with a path, to be
-    reported like an undecodable file: missing, a broken or looping symbolic link, not a regular file (a
-    FIFO would block the run), unreadable, or a folder with no audio or one that cannot be listed."""
-    found: list[tuple[Path, str | None]] = []
-    seen: set[str] = set()
-
-    def add(path: Path, error: str | None = None) -> None:
-        # realpath, unlike Path.resolve, does not raise on a link loop; a dangling link is its own key.
-        key = os.path.realpath(path) if path.exists() else os.path.abspath(path)
-        if key not in seen:
-            seen.add(key)
-            found.append((path, error))
-
-    for path in (Path(name).expanduser() for name in paths):
-        if path.is_dir():
-            files = _audio_files_under(path)
-            if not files:
-                add(path, f"no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in this folder")
-            for file, error in files:
-                add(file, error or _unreadable_reason(file))
-        else:
-            add(path, _unreadable_reason(path))
-    return found
-
-
-# File types a path can be besides a regular file, as a row's error names them.
-_FILE_TYPES = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
-               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
-
-
-def _unreadable_reason(path: Path) -> str | None:
-    """Why `path` cannot be read as an audio file, from its metadata alone (a FIFO is never opened: reading
-    it would wait for a writer forever); None for a readable regular file."""
-    try:
-        info = path.stat()
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            return "symbolic link loop (the link leads back to itself)"
-        if path.is_symlink():
-            return f"broken symbolic link (to {os.readlink(path)}, which does not exist)"
-        if error.errno == errno.ENOENT:
-            return "no such file or folder"
-        return error.strerror or str(error)
-    if not stat.S_ISREG(info.st_mode):
-        kind = next((name for is_kind, name in _FILE_TYPES if is_kind(info.st_mode)), "not a file")
-        return f"not a regular file: {kind}"
-    if not os.access(path, os.R_OK):
-        return "permission denied"
-    return None
-
-
-def _audio_files_under(folder: Path) -> list[tuple[Path, str | None]]:
-    """(path, error) for the audio files in a folder and its sub-folders, symlinked ones included, sorted,
-    hidden ones skipped: every entry with an audio extension that is not a folder (a broken link or a FIFO
-    too, to get its error row), and each sub-folder that cannot be listed, with its error. A folder reached
-    twice (two links to it, or a link to an ancestor) is searched once, so a loop of links ends."""
-    files: list[tuple[Path, str | None]] = []
-    searched: set[str] = set()
-
-    def unlisted(error: OSError) -> None:
-        files.append((Path(error.filename), f"folder cannot be listed: {error.strerror or error}"))
-
-    for root, subfolders, names in os.walk(folder, onerror=unlisted, followlinks=True):
-        real = os.path.realpath(root)
-        if real in searched:
-            subfolders[:] = []
-            continue
-        searched.add(real)
-        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))  # the first link wins
-        files.extend(
-            (Path(root, name), None) for name in names
-            if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS
-        )
-    return sorted(files)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Prediction
 
 
 @dataclass
@@ -323,151 +68,82 @@ class _Track:
     probability_sum: torch.Tensor | None = None
 
 
-def _libsndfile_reads(path: Path) -> bool:
-    """Whether libsndfile opens the file, i.e. whether `hf_fma.audio` can seek in it; other formats (M4A)
-    go through the ffmpeg binary, which hf_fma.audio runs on the whole file at every call."""
-    try:
-        sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError):
-        return False
-    return True
-
-
-def _decode_windows(
-    result: FilePrediction, sampling_rate: int, window: int, hop: int, max_windows: int | None
-) -> Iterator[np.ndarray]:
-    """The file's windows as mono arrays at `sampling_rate`, decoded one at a time, silent ones left out.
-    Sets the result's duration and window count, its error when nothing can be classified, its warning
-    when windows were left out."""
-    path = Path(result.file)
-    try:
-        if path.stat().st_size == 0:
-            result.error = "empty file (0 bytes)"
-            return
-        if _libsndfile_reads(path):
-            duration = audio_duration(path)  # from the header, nothing decoded
-
-            def read(start: int) -> np.ndarray:
-                return load_audio(path, sampling_rate, offset=start / sampling_rate, duration=window / sampling_rate)
-        else:
-            whole = load_audio(path, sampling_rate)  # ffmpeg decodes it whole anyway: once, not per window
-            duration = len(whole) / sampling_rate
-
-            def read(start: int) -> np.ndarray:
-                return whole[start : start + window]
-    except (AudioDecodeError, OSError) as error:
-        result.error = _reason(error)
-        return
-    result.duration = round(duration, 2)
-    if duration < MIN_DURATION:
-        result.error = f"too short: {duration:.3f} s of audio, under the {MIN_DURATION} s minimum"
-        return
-
-    total = seconds_to_samples(duration, sampling_rate)
-    starts = window_starts(total, window, hop, max_windows)
-    silent = 0
-    end = 0  # the sample after the last one decoded
-    for start in starts:
-        try:
-            audio = read(start)
-        except AudioDecodeError as error:
-            if result.windows == 0:
-                result.error = _reason(error)
-                return
-            result.warning = (
-                f"decoding failed at {start / sampling_rate:.1f} s ({_reason(error)}); "
-                f"classified from the {result.windows} windows before"
-            )
-            return
-        end = max(end, start + len(audio))
-        if len(audio) >= MIN_DURATION * sampling_rate:  # not a sliver before a truncation
-            if np.abs(audio).max() < SILENCE_PEAK:
-                silent += 1
-            else:
-                result.windows += 1
-                yield audio
-        if len(audio) < min(window, total - start) - TRUNCATION_TOLERANCE * sampling_rate:
-            break  # the audio ends here, before its header says: later windows would be empty
-
-    notes = []
-    if end < total - TRUNCATION_TOLERANCE * sampling_rate:
-        result.duration = round(end / sampling_rate, 2)
-        notes.append(f"audio ends at {end / sampling_rate:.1f} s of the {duration:.1f} s its header declares "
-                     "(truncated or corrupt file)")
-    if result.windows == 0:
-        if silent:
-            notes.append(f"silent throughout (peak under {SILENCE_DBFS} dBFS)")
-        elif not notes:
-            notes.append(f"only {end / sampling_rate:.3f} s of audio decodes, under the {MIN_DURATION} s minimum")
-        result.error = "nothing to classify: " + "; ".join(notes)
-        return
-    if silent:
-        notes.append(f"{silent} silent window{'s' * (silent > 1)} (peak under {SILENCE_DBFS} dBFS) left out of "
-                     "the average")
-    if notes:
-        result.warning = "; ".join(notes)
-
-
-class _DecodedFiles(torch.utils.data.IterableDataset):
-    """Files' windows decoded in DataLoader workers: worker k of N takes files k, k + N, ... and yields one
-    item per file, (its FilePrediction, its windows), so the DataLoader's round robin over the workers
-    hands the files over in input order and the batches are those of decoding in one process. With a
-    `collator`, the windows come as their model inputs, a (windows, frames, mel) tensor."""
-
-    def __init__(self, files: list[tuple[Path, str | None]], sampling_rate: int, window: int, hop: int,
-                 max_windows: int | None, collator: FbankCollator | None):
-        self.files, self.decoding, self.collator = files, (sampling_rate, window, hop, max_windows), collator
-
-    def __iter__(self) -> Iterator[tuple[FilePrediction, list[np.ndarray] | torch.Tensor]]:
-        worker = torch.utils.data.get_worker_info()
-        index, count = (worker.id, worker.num_workers) if worker else (0, 1)
-        for path, error in self.files[index::count]:
-            result = FilePrediction(file=str(path), error=error)
-            windows = [] if error else list(_decode_windows(result, *self.decoding))
-            if windows and self.collator is not None:
-                windows = self.collator([{"waveform": audio} for audio in windows])["input_values"]
-            yield result, windows
-
-
-def _as_given(item):
-    """The DataLoader's collate_fn: items as the workers made them (the default turns arrays into tensors)."""
-    return item
-
-
-def _decoded_files(
-    files: list[tuple[Path, str | None]], sampling_rate: int, window: int, hop: int, max_windows: int | None,
-    num_workers: int, worker_collator: FbankCollator | None = None,
-) -> Iterator[tuple[FilePrediction, Iterable[np.ndarray] | torch.Tensor]]:
-    """(result, windows) per file in input order; a result is complete once its windows are consumed.
-    Without workers the windows are decoded as they are consumed, one at a time; with workers and a
-    `worker_collator`, the workers turn them into model inputs too."""
-    if num_workers == 0:
-        for path, error in files:
-            result = FilePrediction(file=str(path), error=error)
-            yield result, () if error else _decode_windows(result, sampling_rate, window, hop, max_windows)
-        return
-    decoded = _DecodedFiles(files, sampling_rate, window, hop, max_windows, worker_collator)
-    yield from torch.utils.data.DataLoader(decoded, batch_size=None, num_workers=num_workers, collate_fn=_as_given)
-
-
-def _reason(error: Exception) -> str:
-    """What went wrong on one line (decoders' messages span several), without repeating the path in
-    front: the file is named in its own column."""
-    if isinstance(error, AudioDecodeError):
-        reason = error.reason
-    elif isinstance(error, OSError) and error.strerror:
-        reason = error.strerror
-    else:
-        reason = str(error) or type(error).__name__
-    return " ".join(reason.split())
-
-
 def _probabilities(model: PreTrainedModel, logits: torch.Tensor) -> torch.Tensor:
     """Scores as the audio-classification pipeline computes them: sigmoid for multi-label models, softmax
     otherwise."""
     if model.config.problem_type == "multi_label_classification":
         return logits.sigmoid()
     return logits.softmax(dim=-1)
+
+
+class _BatchScorer:
+    """Windows of consecutive files gathered into batches of `batch_size` and scored; each file's result
+    comes out, in input order, once all its windows are scored.
+
+    worker_features: the windows come as model inputs computed by the decoding workers, not waveforms."""
+
+    def __init__(self, model: PreTrainedModel, collator: FbankCollator, worker_features: bool, top_k: int,
+                 batch_size: int):
+        self.model, self.collator, self.worker_features = model, collator, worker_features
+        self.labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
+        self.top_k, self.batch_size = min(top_k, len(self.labels)), batch_size
+        self.queue: deque[_Track] = deque()  # tracks whose result is not yet out, in input order
+        self.batch: list[tuple[_Track, np.ndarray | torch.Tensor]] = []  # windows, or their model inputs
+
+    def add(self, result: FilePrediction, windows: Iterable[np.ndarray] | torch.Tensor) -> None:
+        """Queue a file and its windows (consumed here, as they decode), scoring each batch they fill."""
+        track = _Track(result)
+        self.queue.append(track)
+        for audio in windows:  # a waveform, or with worker_features its (frames, mel) model input
+            track.pending += 1
+            self.batch.append((track, audio))
+            if len(self.batch) == self.batch_size:
+                self.score()
+        track.decoded = True
+
+    def score(self) -> None:
+        """Score the windows gathered so far, adding their probabilities to their tracks'."""
+        if not self.batch:
+            return
+        if self.worker_features:
+            input_values = torch.stack([features for _, features in self.batch])  # (batch, frames, mel)
+        else:
+            input_values = self.collator([{"waveform": audio} for _, audio in self.batch])["input_values"]
+        model = self.model
+        with torch.inference_mode():
+            logits = model(input_values=input_values.to(device=model.device, dtype=model.dtype)).logits
+        probabilities = _probabilities(model, logits).float().cpu()  # (batch, num_labels)
+        for (track, _), row in zip(self.batch, probabilities):  # row: (num_labels,)
+            track.probability_sum = row if track.probability_sum is None else track.probability_sum + row
+            track.pending -= 1
+        self.batch.clear()
+
+    def finished(self) -> Iterator[FilePrediction]:
+        """The results of the leading files whose windows are all scored, with their top-k genres."""
+        while self.queue and self.queue[0].decoded and self.queue[0].pending == 0:
+            track = self.queue.popleft()
+            result = track.result
+            if result.ok:
+                mean = track.probability_sum / result.windows
+                scores, indices = mean.topk(self.top_k)
+                result.predictions = [
+                    {"label": self.labels[index], "score": round(score, 6)}
+                    for score, index in zip(scores.tolist(), indices.tolist())
+                ]
+            else:
+                result.windows, result.duration = 0, None
+            yield result
+
+
+def _check_options(top_k: int, max_windows: int | None, batch_size: int, num_workers: int) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be 0 (decode in this process) or more, got {num_workers}")
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    if max_windows is not None and max_windows < 1:
+        raise ValueError(f"max_windows must be at least 1, got {max_windows}")
 
 
 def iter_predictions(
@@ -483,84 +159,39 @@ def iter_predictions(
     progress: bool = False,
 ) -> Iterator[FilePrediction]:
     """`predict_files` one result at a time, in input order, each as soon as its last window is scored."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    if num_workers < 0:
-        raise ValueError(f"num_workers must be 0 (decode in this process) or more, got {num_workers}")
-    if top_k < 1:
-        raise ValueError(f"top_k must be at least 1, got {top_k}")
-    if max_windows is not None and max_windows < 1:
-        raise ValueError(f"max_windows must be at least 1, got {max_windows}")
+    _check_options(top_k, max_windows, batch_size, num_workers)
     sampling_rate = feature_extractor.sampling_rate
     window = window_samples(feature_extractor)
     hop_samples = window if hop is None else seconds_to_samples(hop, sampling_rate)
     if hop_samples < 1:
         raise ValueError(f"hop must be a positive number of seconds, got {hop}")
-    labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
-    top_k = min(top_k, len(labels))
-    device = model.device
 
     files = find_audio_files(paths)
-    queue: deque[_Track] = deque()  # tracks whose result is not yet out, in input order
-    batch: list[tuple[_Track, np.ndarray | torch.Tensor]] = []  # windows, or their model inputs
-
-    # ASTFeatureExtractor's fbank for a whole batch at once, on the model's device (the extractor itself
-    # loops over clips in numpy: 4 times slower for 16 windows on this CPU, and never on a GPU).
-    collator = FbankCollator(BatchedFbank.from_feature_extractor(feature_extractor).to(device))
+    # ASTFeatureExtractor's fbank for a whole batch at once, on the model's device: the extractor itself
+    # loops over clips in numpy, and never runs on a GPU.
+    collator = FbankCollator(BatchedFbank.from_feature_extractor(feature_extractor).to(model.device))
     # With the model on the CPU, decoding workers compute the fbank of their files too, leaving this process
-    # the model alone (on 2 cores, fbank and model in this process bound 2 workers to 1.4x the files/s of
-    # none); a GPU computes it faster than they would. The records are the same: BatchedFbank gives each
-    # window the same values bit for bit whatever the batch it is computed in.
-    worker_features = num_workers > 0 and device.type == "cpu"
-
-    def score() -> None:
-        if worker_features:
-            input_values = torch.stack([features for _, features in batch])  # (batch, frames, mel)
-        else:
-            input_values = collator([{"waveform": audio} for _, audio in batch])["input_values"]
-        with torch.inference_mode():
-            logits = model(input_values=input_values.to(device=device, dtype=model.dtype)).logits
-        probabilities = _probabilities(model, logits).float().cpu()  # (batch, num_labels)
-        for (track, _), row in zip(batch, probabilities):  # row: (num_labels,)
-            track.probability_sum = row if track.probability_sum is None else track.probability_sum + row
-            track.pending -= 1
-        batch.clear()
-
-    def finished() -> Iterator[FilePrediction]:
-        while queue and queue[0].decoded and queue[0].pending == 0:
-            track = queue.popleft()
-            result = track.result
-            if result.ok:
-                mean = track.probability_sum / result.windows
-                scores, indices = mean.topk(top_k)
-                result.predictions = [
-                    {"label": labels[index], "score": round(score, 6)}
-                    for score, index in zip(scores.tolist(), indices.tolist())
-                ]
-            else:
-                result.windows, result.duration = 0, None
-            bar.update()
-            yield result
+    # the model alone (fbank and model in one process would hold the workers back); a GPU computes it faster
+    # than they would. The records are the same: BatchedFbank gives each window the same values bit for bit
+    # whatever the batch it is computed in.
+    worker_features = num_workers > 0 and model.device.type == "cpu"
+    scorer = _BatchScorer(model, collator, worker_features, top_k, batch_size)
 
     # On stderr, and only for several files on a terminal (disable=None): piped output stays clean.
     show_bar = progress and len(files) > 1
     bar = tqdm(total=len(files), unit="file", desc="predict", disable=None if show_bar else True, file=sys.stderr)
     try:
-        decoded = _decoded_files(files, sampling_rate, window, hop_samples, max_windows, num_workers,
-                                 collator if worker_features else None)
+        decoded = decoded_files(files, sampling_rate, window, hop_samples, max_windows, num_workers,
+                                collator if worker_features else None)
         for result, windows in decoded:
-            track = _Track(result)
-            queue.append(track)
-            for audio in windows:  # a waveform, or with worker_features its (frames, mel) model input
-                track.pending += 1
-                batch.append((track, audio))
-                if len(batch) == batch_size:
-                    score()
-            track.decoded = True
-            yield from finished()
-        if batch:
-            score()
-        yield from finished()
+            scorer.add(result, windows)
+            for finished in scorer.finished():
+                bar.update()
+                yield finished
+        scorer.score()  # the last, partial batch
+        for finished in scorer.finished():
+            bar.update()
+            yield finished
     finally:
         bar.close()
 
@@ -601,89 +232,6 @@ def predict_files(
             batch_size=batch_size, num_workers=num_workers, progress=progress,
         )
     )
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Output
-
-
-def _ranked_cells(result: FilePrediction, top_k: int, digits: int) -> list[str]:
-    """Genre and score for ranks 1 to top_k, blank where the result has none (errors)."""
-    cells = []
-    for rank in range(top_k):
-        if rank < len(result.predictions):
-            prediction = result.predictions[rank]
-            cells += [prediction["label"], f"{prediction['score']:.{digits}f}"]
-        else:
-            cells += ["", ""]
-    return cells
-
-
-def _csv_header(top_k: int) -> list[str]:
-    ranked = [column for rank in range(1, top_k + 1) for column in (f"genre_{rank}", f"score_{rank}")]
-    return ["file", "duration", "windows", *ranked, "error", "warning"]
-
-
-def _csv_row(result: FilePrediction, top_k: int) -> list[Any]:
-    duration = "" if result.duration is None else result.duration
-    ranked = _ranked_cells(result, top_k, digits=4)
-    return [result.file, duration, result.windows, *ranked, result.error or "", result.warning or ""]
-
-
-def format_table(results: Sequence[FilePrediction], top_k: int) -> str:
-    """Aligned columns: file, seconds, windows, then genre and score per rank; errors and warnings last."""
-    header = ["file", "seconds", "windows"]
-    for rank in range(1, top_k + 1):
-        header += [f"genre {rank}", "score"]
-    header.append("note")
-    rows = []
-    for result in results:
-        row = [result.file, f"{result.duration:.1f}", str(result.windows)] if result.ok else [result.file, "-", "-"]
-        row += _ranked_cells(result, top_k, digits=3)
-        row.append(f"error: {result.error}" if result.error else f"warning: {result.warning}" if result.warning else "")
-        rows.append(row)
-    numeric = {1, 2, *range(4, 3 + 2 * top_k, 2)}  # right-aligned columns: seconds, windows, scores
-    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
-    lines = []
-    for row in [header, *rows]:
-        cells = [
-            cell.rjust(width) if column in numeric else cell.ljust(width)
-            for column, (cell, width) in enumerate(zip(row, widths))
-        ]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines) + "\n"
-
-
-def write_predictions(
-    results: Iterable[FilePrediction], stream: TextIO, output_format: str, top_k: int
-) -> list[FilePrediction]:
-    """Write results as a table, JSON lines or CSV. JSON lines and CSV rows go out as each result arrives,
-    each followed by a flush (a long run's output survives an interruption); the table waits for all to
-    align its columns, or for an interruption (Ctrl-C, an error) to print the rows finished before it.
-    Returns the results."""
-    if output_format not in OUTPUT_FORMATS:
-        raise ValueError(f"unknown output format {output_format!r}; valid formats: {', '.join(OUTPUT_FORMATS)}")
-    written = []
-    writer = csv.writer(stream) if output_format == "csv" else None
-    if writer:
-        writer.writerow(_csv_header(top_k))
-    try:
-        for result in results:
-            written.append(result)
-            if output_format == "jsonl":
-                stream.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
-            elif writer:
-                writer.writerow(_csv_row(result, top_k))
-            stream.flush()
-    finally:
-        if output_format == "table" and written:
-            stream.write(format_table(written, top_k))
-            stream.flush()
-    return written
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Command line
 
 
 def _positive(kind: type) -> Any:
@@ -733,39 +281,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _OutputFile:
-    """The `--output` file, written as a temporary file beside it (same folder, so the rename is atomic,
-    with the permissions a plain `open` would give it) that takes the file's name at the first flush
-    after a row, i.e. as soon as it holds one whole row; later rows are written to it in place. Until
-    then the old file is kept; closed without a row (an interrupt before the first file finished), the
-    temporary file is deleted and the old one stays. Two runs writing the same file each replace it whole
-    instead of interleaving or truncating each other."""
-
-    def __init__(self, path: Path, output_format: str):
-        self.path = path
-        self.stream = tempfile.NamedTemporaryFile(
-            "w", dir=path.parent, prefix=f".{path.name}.", suffix=".partial", delete=False,
-            newline="" if output_format == "csv" else None, encoding="utf-8",
-        )
-        self.name = self.stream.name
-        self.holds_rows = False  # a flush after a row has put it in place of `path`
-        os.chmod(self.name, new_file_mode())
-
-    def write(self, text: str) -> int:
-        return self.stream.write(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-        if not self.holds_rows:
-            os.replace(self.name, self.path)
-            self.holds_rows = True
-
-    def close(self) -> None:
-        self.stream.close()
-        if not self.holds_rows:
-            os.unlink(self.name)
-
-
 def main(argv: list[str] | None = None) -> int:
     """`hf-fma predict MODEL PATH... [--format table|jsonl|csv] [--output FILE] [--top-k K] [--hop SECONDS]
     [--max-windows N] [--batch-size B] [--num-workers N] [--device DEVICE] [--threads N] [--no-progress]`."""
@@ -780,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--output {args.output} is a folder: give the name of a file to write")
         model, feature_extractor = load_classifier(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
         # Opened before any decoding so a bad --output path fails at once, not after an hour of audio.
-        stream = sys.stdout if args.output is None else _OutputFile(args.output, args.output_format)
+        stream = sys.stdout if args.output is None else OutputFile(args.output, args.output_format)
     except (ValueError, OSError) as error:
         print(f"hf-fma predict: {error}", file=sys.stderr)
         return 2
@@ -788,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     elif args.num_workers and model.device.type == "cpu":
         # The workers keep their cores busy decoding: torch's default of a thread per core would make the
-        # model's threads fight them (2 cores, 2 workers: 1.2x the files/s of no worker, against 1.75x).
+        # model's threads fight them for the same cores.
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # not on macOS
         torch.set_num_threads(max(1, cores - args.num_workers))
 
@@ -807,21 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-__all__ = [
-    "AUDIO_EXTENSIONS",
-    "MIN_DURATION",
-    "FilePrediction",
-    "find_audio_files",
-    "format_table",
-    "iter_predictions",
-    "load_classifier",
-    "main",
-    "predict_files",
-    "resolve_device",
-    "window_samples",
-    "window_starts",
-    "write_predictions",
-]
+__all__ = ["build_parser", "iter_predictions", "main", "predict_files"]
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ track), and writes `evaluation_{config}_{split}.json`, `.md` and `confusion_matr
 named by dataset config and split so that they never replace the run's own training-time
 `evaluation_{split}.json` (cards and `hf-fma push` report the file of the run's own config, see
 `Run.evaluation`). Code a Hub repository (or folder) carries in `auto_map` runs only with
-`--trust_remote_code` (see `hf_fma.predict.load_classifier`).
+`--trust_remote_code` (see `hf_fma.models.loading.load_classifier`).
 
 `table` reads run folders written by the training recipes and puts AST and CNN runs side by side in the
 study's layout (model, features, dataset, training tracks, accuracy), with the mean and standard deviation
@@ -456,7 +456,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             plot = False
     # Imported here: `hf-fma table` and `--help` need neither torch nor transformers.
     from hf_fma.evaluation import evaluate_model
-    from hf_fma.predict import load_classifier
+    from hf_fma.models.loading import load_classifier
     from hf_fma.training import DataArguments, balanced_sample, load_splits
 
     model, feature_extractor = load_classifier(args.model, device=args.device, trust_remote_code=args.trust_remote_code)

@@ -28,7 +28,7 @@ def test_every_option_answers_to_both_spellings(build_parser):
 
 
 def test_push_takes_dry_run_and_evaluate_takes_data_dir_dashed():
-    # the two spellings the issue found "unrecognized"
+    # the dashed spellings users type for --dry_run and --data_dir
     assert hub._build_parser().parse_args(["run", "me/x", "--dry-run", "out"]).dry_run == "out"
     assert reporting._build_evaluate_parser().parse_args(["run", "--data-dir", "d"]).data_dir == "d"
 
@@ -115,7 +115,7 @@ def test_report_to_a_tracker_that_is_not_installed_fails_at_start_with_its_pip_l
 
     available = set(get_available_reporting_integrations())
     missing = [name for name in INTEGRATION_TO_CALLBACK if name not in available and name not in ("flyte", "kubeflow")]
-    assert "mlflow" in missing  # not installed in the test environments: the one the issue found
+    assert "mlflow" in missing  # not installed in the test environments
     for name in missing:
         line = train_error_line(capsys, "ast_demo", "--data_dir", str(tmp_path), "--report_to", name)
         assert f"--report_to {name} needs " in line, name

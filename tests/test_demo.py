@@ -14,6 +14,8 @@ import soundfile as sf
 
 from hf_fma import demo, metadata
 from hf_fma.demo import DEMO_CORRUPT_TRACK_IDS, DEMO_SHORT_TRACK_IDS, DEMO_SMALL_SPLIT_SIZES, main, make_demo
+from hf_fma.demo.catalogue import plan_tracks, tracks_csv
+from hf_fma.demo.music import audio_file
 
 # Facts of the real FMA (../shared/FMA.md), stated here independently of the generator.
 SMALL_GENRES = ["Electronic", "Experimental", "Folk", "Hip-Hop", "Instrumental", "International", "Pop", "Rock"]
@@ -267,20 +269,20 @@ def test_genres_are_learnable(clips, tracks):
 
 def test_same_seed_gives_the_same_files_and_another_seed_other_ones(tracks_raw, tracks, archives):
     # Each clip is seeded by (seed, track id), so it does not depend on which worker made it, or when.
-    plan = demo._plan_tracks(0)
-    assert demo._tracks_csv(plan) == tracks_raw
+    plan = plan_tracks(0)
+    assert tracks_csv(plan) == tracks_raw
     track = next(t for t in plan if t.stereo and t.subset == "small")
     name = f"{track.track_id:06d}"
-    assert demo._audio_file(track, 0, 10.0) == archives["fma_small"].read(
+    assert audio_file(track, 0, 10.0) == archives["fma_small"].read(
         f"fma_small/{name[:3]}/{name}.mp3")
-    other = read_tracks(demo._tracks_csv(demo._plan_tracks(1)))
+    other = read_tracks(tracks_csv(plan_tracks(1)))
     assert set(other.index) != set(tracks.index)
     assert other["set", "subset"].value_counts().to_dict() == tracks["set", "subset"].value_counts().to_dict()
 
 
 def test_clip_length_is_configurable():
-    track = next(t for t in demo._plan_tracks(0) if t.kind == "valid")
-    audio, sr = sf.read(io.BytesIO(demo._audio_file(track, 0, 2.5)))
+    track = next(t for t in plan_tracks(0) if t.kind == "valid")
+    audio, sr = sf.read(io.BytesIO(audio_file(track, 0, 2.5)))
     assert len(audio) / sr == pytest.approx(2.5, abs=0.05)
 
 
@@ -308,7 +310,7 @@ def test_examples_are_test_clips_one_per_small_genre(demo_dir, archives, tracks)
 def test_make_demo_command_shows_a_progress_bar_on_stderr_unless_datasets_bars_are_off(tmp_path, capsys):
     import datasets
 
-    files = len(demo._plan_tracks(0)) + len(ARCHIVES)  # every audio file, then every archive
+    files = len(plan_tracks(0)) + len(ARCHIVES)  # every audio file, then every archive
     assert main([str(tmp_path / "demo"), "--clip_seconds", "1"]) == 0
     captured = capsys.readouterr()
     assert "make-demo: 100%" in captured.err and f" {files}/{files} " in captured.err

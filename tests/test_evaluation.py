@@ -1,7 +1,4 @@
-"""The genre metric module and clip-/track-level evaluation on the offline demo FMA.
-
-Run: cd /work/main && python -m pytest tests/test_evaluation.py -q
-"""
+"""The genre metric module and clip-/track-level evaluation on the offline demo FMA."""
 
 import numpy as np
 import pytest

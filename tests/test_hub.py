@@ -174,7 +174,7 @@ PIPELINE_SCRIPT = textwrap.dedent(
 
 
 def test_pushed_folders_run_in_a_pipeline_without_hf_fma(tiny_runs, tmp_path):
-    from hf_fma.predict import load_classifier
+    from hf_fma.models.loading import load_classifier
 
     folders = {}
     for family in ("ast", "cnn"):

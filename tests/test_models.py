@@ -1,7 +1,6 @@
 """The models: AST presets and position-embedding adaptation, the CNN and LSTM baselines, saving, remote code,
 pipeline.
 
-Run: cd /work/main && python -m pytest tests/test_models.py -q
 Tiny configurations only; the AST checkpoints are ones the tests save themselves (the Hub is offline).
 """
 

@@ -1,7 +1,4 @@
-"""`hf-fma predict` and `predict_files` on real audio formats, whole tracks and broken files.
-
-    cd /work/main && /work/venv/bin/python -m pytest tests/test_predict.py -q
-"""
+"""`hf-fma predict` and `predict_files` on real audio formats, whole tracks and broken files."""
 
 from __future__ import annotations
 
@@ -24,23 +21,19 @@ import torch
 from transformers import ASTFeatureExtractor, pipeline
 
 import hf_fma.predict as predict_module
+import hf_fma.track_windows as track_windows_module
 from hf_fma import cli
 from hf_fma.evaluation import extractor_crop_seconds
 from hf_fma.transforms import AudioCropTransform
 from hf_fma.metadata import SMALL_GENRES
 from hf_fma.models.ast import build_ast, build_model
-from hf_fma.models.cnn import build_cnn
+from hf_fma.models.baselines import build_cnn
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
-from hf_fma.predict import (
-    MIN_DURATION,
-    find_audio_files,
-    load_classifier,
-    main,
-    predict_files,
-    window_samples,
-    window_starts,
-    write_predictions,
-)
+from hf_fma.audio_files import find_audio_files
+from hf_fma.models.loading import load_classifier
+from hf_fma.predict import main, predict_files
+from hf_fma.prediction_output import write_predictions
+from hf_fma.track_windows import MIN_DURATION, window_samples, window_starts
 from hf_fma.training import DataArguments, ModelArguments, build_classifier, build_feature_extractor
 
 FFMPEG = shutil.which("ffmpeg")
@@ -168,14 +161,14 @@ def test_predict_cuts_the_windows_training_and_evaluation_cut(tmp_path, monkeypa
     assert len(evaluation_crop(row)["waveform"][0]) == crop_samples
 
     windows = []
-    real_load_audio = predict_module.load_audio
+    real_load_audio = track_windows_module.load_audio
 
     def spy(*args, **kwargs):
         window = real_load_audio(*args, **kwargs)
         windows.append(len(window))
         return window
 
-    monkeypatch.setattr(predict_module, "load_audio", spy)
+    monkeypatch.setattr(track_windows_module, "load_audio", spy)
     path = tmp_path / "twelve_seconds.wav"
     sf.write(path, audio, 16000)
     [result] = predict_files(folder, [path], device="cpu")
@@ -202,13 +195,13 @@ def test_a_long_track_is_the_mean_of_its_windows_decoded_one_at_a_time(tmp_path,
     sf.write(path, audio, 16000)
 
     requests = []
-    real_load_audio = predict_module.load_audio
+    real_load_audio = track_windows_module.load_audio
 
     def spy(source, sampling_rate=16000, offset=0.0, duration=None):
         requests.append((offset, duration))
         return real_load_audio(source, sampling_rate=sampling_rate, offset=offset, duration=duration)
 
-    monkeypatch.setattr(predict_module, "load_audio", spy)
+    monkeypatch.setattr(track_windows_module, "load_audio", spy)
     [result] = predict_files(model, [path], feature_extractor=feature_extractor, top_k=len(SMALL_GENRES), batch_size=16)
 
     window = window_samples(feature_extractor)
@@ -564,14 +557,14 @@ def test_every_bad_path_gets_a_row_and_the_good_files_theirs(ast_dir, library, t
 
 def _interrupt_at(monkeypatch, file: Path) -> None:
     """Ctrl-C while `file` is being decoded."""
-    decode_windows = predict_module._decode_windows
+    decode_windows = track_windows_module.decode_windows
 
     def decode_or_interrupt(result, *args):
         if result.file == str(file):
             raise KeyboardInterrupt
         return decode_windows(result, *args)
 
-    monkeypatch.setattr(predict_module, "_decode_windows", decode_or_interrupt)
+    monkeypatch.setattr(track_windows_module, "decode_windows", decode_or_interrupt)
 
 
 @pytest.mark.parametrize("output_format", ["table", "csv", "jsonl"])

@@ -22,6 +22,7 @@ from transformers import TrainerCallback
 from hf_fma import predict, recipe, reporting, run_folder, training
 from hf_fma.cards import model_card
 from hf_fma.hub import prepare_model_repo
+from hf_fma.models.loading import load_classifier
 
 from .conftest import REPO_ROOT
 
@@ -77,7 +78,7 @@ def copy_run(run_dir, destination):
 
 
 # ----------------------------------------------------------------------------------------------------
-# No token on disk or in a log (issue 14)
+# No token on disk or in a log
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -145,7 +146,7 @@ def test_a_saved_login_token_reaches_the_push_and_no_file_or_log(cnn_run, demo_d
 
 
 # ----------------------------------------------------------------------------------------------------
-# A finished run is never replaced unasked (issue 10)
+# A finished run is never replaced unasked
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -290,7 +291,7 @@ def test_overwrite_output_dir_is_not_recorded_in_the_run_config(demo_dir, tmp_pa
 
 
 # ----------------------------------------------------------------------------------------------------
-# `hf-fma evaluate` on another config, and what cards and push report (issue 10)
+# `hf-fma evaluate` on another config, and what cards and push report
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -346,7 +347,7 @@ def test_card_refuses_a_test_evaluation_of_another_config(evaluated_on_mini, tmp
 
 
 # ----------------------------------------------------------------------------------------------------
-# Code from a model repository runs only with --trust_remote_code (issue 14)
+# Code from a model repository runs only with --trust_remote_code
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -394,7 +395,7 @@ def code_marks(tmp_path, monkeypatch):
 
 def test_hf_fmas_own_classes_load_from_a_hub_repo_without_running_its_code(cnn_run, code_marks):
     repo_id = cache_as_hub_repo(cnn_run[0], "someone/cnn-fma-ours")
-    model, feature_extractor = predict.load_classifier(repo_id, device="cpu")
+    model, feature_extractor = load_classifier(repo_id, device="cpu")
     assert type(model).__module__ == "hf_fma.models.modeling_fma_cnn"  # the installed class, not the repo's copy
     assert type(feature_extractor).__module__ == "hf_fma.models.feature_extraction_fma_ast"
     assert list(code_marks.iterdir()) == []

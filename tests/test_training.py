@@ -1,8 +1,7 @@
 """The training recipes on the offline demo FMA: AST and CNN under accelerate, 2-process DDP, resume, config
 files, and the errors a wrong argument gets before any data is read.
 
-Run: cd /work/main && python -m pytest tests/test_training.py -q
-The training runs are real recipe runs (tiny models, 3 s crops), each well under a minute on 2 cores.
+The training runs are real recipe runs (tiny models, 3 s crops).
 """
 
 import importlib.util

@@ -1,5 +1,5 @@
-"""The models of hf-fma: AST presets (`hf_fma.models.ast`), the CNN baseline (`hf_fma.models.cnn`) and the
-RNN-LSTM baseline (`hf_fma.models.lstm`).
+"""The models of hf-fma: AST presets (`hf_fma.models.ast`), the CNN and RNN-LSTM baselines
+(`hf_fma.models.baselines`), and loading a trained classifier (`hf_fma.models.loading`).
 
 Importing this package registers the CNN and the LSTM with transformers twice over:
 - `AutoConfig` / `AutoModelForAudioClassification` know `model_type="fma_cnn"` and `"fma_lstm"`, so the
@@ -18,11 +18,10 @@ from .ast import (
     build_model,
     load_pretrained_ast,
 )
-from .cnn import CNN_PRESETS, build_cnn
+from .baselines import CNN_PRESETS, LSTM_PRESETS, build_cnn, build_lstm
 from .configuration_fma_cnn import FmaCnnConfig
 from .configuration_fma_lstm import FmaLstmConfig
 from .feature_extraction_fma_ast import FmaASTFeatureExtractor  # registers itself for auto-class saving
-from .lstm import LSTM_PRESETS, build_lstm
 from .modeling_fma_cnn import FmaCnnForAudioClassification
 from .modeling_fma_lstm import FmaLstmForAudioClassification
 

@@ -26,12 +26,7 @@ from transformers import ASTConfig, ASTForAudioClassification, PreTrainedModel
 from ..argparsing import ArgumentParser
 from ..metadata import SMALL_GENRES
 from .ast import AST_PRESETS, DEFAULT_AST_CHECKPOINT, build_ast, label_maps
-from .cnn import CNN_PRESETS
-from .configuration_fma_cnn import FmaCnnConfig
-from .configuration_fma_lstm import FmaLstmConfig
-from .lstm import LSTM_PRESETS
-from .modeling_fma_cnn import FmaCnnForAudioClassification
-from .modeling_fma_lstm import FmaLstmForAudioClassification
+from .baselines import CNN, LSTM, Baseline
 
 # The 5 s crop at full resolution (128 mel bins, 10 ms hop) and the study's 4 x 4 downscaled version.
 DEFAULT_SHAPES = ("128x500", "32x125")
@@ -55,26 +50,17 @@ def _ast_factory(preset: str) -> ModelFactory:
     return build
 
 
-def _cnn_factory(preset: str) -> ModelFactory:
-    def build(mel_bins: int, frames: int, attention: str) -> PreTrainedModel:
-        config = FmaCnnConfig(**CNN_PRESETS[preset], num_mel_bins=mel_bins, **label_maps(SMALL_GENRES))
-        return FmaCnnForAudioClassification(config)
-
-    return build
-
-
-def _lstm_factory(preset: str) -> ModelFactory:
-    def build(features: int, frames: int, attention: str) -> PreTrainedModel:
-        config = FmaLstmConfig(**LSTM_PRESETS[preset], num_features=features, **label_maps(SMALL_GENRES))
-        return FmaLstmForAudioClassification(config)
+def _baseline_factory(baseline: Baseline, preset: str) -> ModelFactory:
+    def build(values_per_frame: int, frames: int, attention: str) -> PreTrainedModel:
+        return baseline.model_class(baseline.config(preset, values_per_frame, SMALL_GENRES))
 
     return build
 
 
 MODELS: dict[str, ModelFactory] = {
     **{f"ast/{name}": _ast_factory(name) for name in AST_PRESETS},
-    **{f"cnn/{name}": _cnn_factory(name) for name in CNN_PRESETS},
-    **{f"lstm/{name}": _lstm_factory(name) for name in LSTM_PRESETS},
+    **{f"{baseline.name.lower()}/{name}": _baseline_factory(baseline, name)
+       for baseline in (CNN, LSTM) for name in baseline.presets},
 }
 
 
