@@ -68,7 +68,7 @@ from transformers.utils import logging as transformers_logging
 from hf_fma.argparsing import ArgumentParser
 from hf_fma.audio import AudioDecodeError, audio_duration, load_audio
 from hf_fma.features import EMPTY_MEL_FILTER_WARNING, BatchedFbank, FbankCollator
-from hf_fma.geometry import crop_samples, seconds_to_samples
+from hf_fma.geometry import extractor_crop_samples, seconds_to_samples
 from hf_fma.models.ast import input_shape
 from hf_fma.run_folder import new_file_mode
 import hf_fma.models  # noqa: F401  registers the CNN and FmaASTFeatureExtractor with the Auto classes
@@ -205,12 +205,6 @@ def _check_model_takes_features(model: PreTrainedModel, feature_extractor: ASTFe
     wrong = [f"{takes} {name} but {extractor_class} gives {gives}" for name, (takes, gives) in expected.items() if takes != gives]
     if wrong:
         raise ValueError(f"the model {model_class} does not fit its feature extractor: it takes {'; '.join(wrong)}")
-
-
-def window_samples(feature_extractor: ASTFeatureExtractor) -> int:
-    """Samples (at the extractor's rate) of the crops the model was trained on, from its `max_length`
-    frames (80,000 for 500: 5 s), so each window gets the features a training crop got."""
-    return crop_samples(feature_extractor.max_length, feature_extractor.sampling_rate)
 
 
 def window_starts(total: int, window: int, hop: int, max_windows: int | None = None) -> list[int]:
@@ -491,7 +485,7 @@ def iter_predictions(
     if max_windows is not None and max_windows < 1:
         raise ValueError(f"max_windows must be at least 1, got {max_windows}")
     sampling_rate = feature_extractor.sampling_rate
-    window = window_samples(feature_extractor)
+    window = extractor_crop_samples(feature_extractor)  # each window gets the features a training crop got
     hop_samples = window if hop is None else seconds_to_samples(hop, sampling_rate)
     if hop_samples < 1:
         raise ValueError(f"hop must be a positive number of seconds, got {hop}")
@@ -817,7 +811,6 @@ __all__ = [
     "main",
     "predict_files",
     "resolve_device",
-    "window_samples",
     "window_starts",
     "write_predictions",
 ]

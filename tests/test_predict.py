@@ -25,8 +25,8 @@ from transformers import ASTFeatureExtractor, pipeline
 
 import hf_fma.predict as predict_module
 from hf_fma import cli
-from hf_fma.evaluation import extractor_crop_seconds
 from hf_fma.features import AudioCropTransform
+from hf_fma.geometry import extractor_crop_samples, extractor_crop_seconds
 from hf_fma.metadata import SMALL_GENRES
 from hf_fma.models.ast import build_ast, build_model
 from hf_fma.models.cnn import build_cnn
@@ -37,7 +37,6 @@ from hf_fma.predict import (
     load_classifier,
     main,
     predict_files,
-    window_samples,
     window_starts,
     write_predictions,
 )
@@ -180,7 +179,7 @@ def test_predict_cuts_the_windows_training_and_evaluation_cut(tmp_path, monkeypa
     sf.write(path, audio, 16000)
     [result] = predict_files(folder, [path], device="cpu")
     assert result.ok and windows and set(windows) == {crop_samples}
-    assert window_samples(loaded) == crop_samples
+    assert extractor_crop_samples(loaded) == crop_samples
 
 
 def test_window_starts_cover_the_track_and_end_at_its_end():
@@ -211,7 +210,7 @@ def test_a_long_track_is_the_mean_of_its_windows_decoded_one_at_a_time(tmp_path,
     monkeypatch.setattr(predict_module, "load_audio", spy)
     [result] = predict_files(model, [path], feature_extractor=feature_extractor, top_k=len(SMALL_GENRES), batch_size=16)
 
-    window = window_samples(feature_extractor)
+    window = extractor_crop_samples(feature_extractor)
     starts = window_starts(len(audio), window, hop=window)
     assert result.ok and result.windows == len(starts) == 24  # 24 adjacent 5 s windows
     assert result.duration == pytest.approx(120.0, abs=0.01)
