@@ -201,7 +201,7 @@ def push_run(
                 folder_path=folder,
                 commit_message=commit_message or f"Upload {Path(run_dir).name} with hf-fma",
             )
-    # The run folder's card is now the one published: it names the repository, its dataset and licence.
+    # The run folder's card becomes the published one: it names the repository, its dataset and licence.
     write_run_card(run_dir, repo_id=repo_id, dataset_id=dataset_id, license=license)
     return commit
 
