@@ -76,6 +76,7 @@ REPLACED_PATTERNS = (
     "model*.safetensors", "model.safetensors.index.json", "*.py", "evaluation_*.json", "evaluation_*.md",
     "confusion_matrix*.png", LEARNING_CURVES_NAME,
 )  # fmt: skip
+# A saved config.json's model_type -> the family that cards and the results table name.
 MODEL_FAMILIES = {"audio-spectrogram-transformer": "AST", "fma_cnn": "CNN", "fma_lstm": "LSTM"}
 
 
@@ -196,7 +197,7 @@ class Run:
 
     @property
     def family(self) -> str:
-        """"AST" or "CNN"."""
+        """"AST", "CNN" or "LSTM"."""
         model_type = self.model_config.get("model_type")
         if model_type not in MODEL_FAMILIES:
             raise ValueError(
