@@ -1,15 +1,14 @@
-"""Model cards of training runs and the dataset card of a Parquet export, from the templates in the
-repository's model_cards/ (shipped in the package as hf_fma/model_cards, a link to it).
+"""Model cards of training runs, from the templates in the repository's model_cards/ (shipped in the
+package as hf_fma/model_cards, a link to it; `render_template` serves the dataset card of hf_fma.export too).
 
-    >>> from hf_fma.cards import model_card, dataset_card, write_run_card
+    >>> from hf_fma.cards import model_card, write_run_card
     >>> card = model_card("runs/ast-demo", repo_id="me/ast-fma-small")   # a huggingface_hub.ModelCard
     >>> card.data.to_dict()["model-index"]                                 # the metrics the Hub shows
     >>> write_run_card("runs/ast-demo")                                   # runs/ast-demo/README.md
-    >>> dataset_card("fma_parquet", repo_id="me/fma").save("fma_parquet/README.md")
 
 Training writes the run folder's README.md (`write_run_card`), `hf-fma evaluate` and `hf-fma push` write it
 again, and `hf-fma push` renders these into the repositories it publishes. A card is filled from what the run left
-in its folder (see hf_fma.reporting.Run): the dataset config and its splits, the features and their
+in its folder (see hf_fma.run_folder.Run): the dataset config and its splits, the features and their
 normalisation, the hyper-parameters, the clip- and track-level test metrics of `evaluation_test.json`,
 training time and hardware. Its metadata is a `ModelCardData` (`model-index` results, `datasets`,
 `metrics`, `license`, `pipeline_tag: audio-classification`), so the Hub indexes the results.
@@ -18,20 +17,19 @@ training time and hardware. Its metadata is a `ModelCardData` (`model-index` res
 from __future__ import annotations
 
 import shlex
-import tempfile
-from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from hf_fma.geometry import SAMPLING_RATE
-from hf_fma.reporting import Run, evaluation_markdown
+from hf_fma.evaluation import evaluation_markdown
+from hf_fma.geometry import SAMPLING_RATE, extractor_crop_frames
 from hf_fma.run_folder import (
     LEARNING_CURVES_NAME,
     RUN_CONFIG_NAME,
     TRAINER_STATE_NAME,
+    Run,
     confusion_matrix_name,
     evaluation_json_name,
     read_json,
@@ -40,7 +38,6 @@ from hf_fma.run_folder import (
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "model_cards"
 MODEL_CARD_TEMPLATES = {"AST": "ast_model_card.md", "CNN": "cnn_model_card.md", "LSTM": "lstm_model_card.md"}
-DATASET_CARD_TEMPLATE = "dataset_card.md"
 # FMA's tracks are under their artists' Creative Commons licences, many non-commercial and share-alike:
 # a permissive default would grant uses of the model that the audio it learned from does not allow.
 DEFAULT_LICENSE = "cc-by-nc-sa-4.0"
@@ -201,6 +198,119 @@ def require_test_evaluation(run: Run) -> dict[str, Any]:
     return evaluation
 
 
+def _eval_results(run: Run, evaluation: Mapping[str, Any], dataset_id: str | None) -> list[EvalResult]:
+    """The model-index results: accuracy and macro-F1 at track and clip level on the test split."""
+    demo = run.synthesized_demo
+    dataset_name = f"synthesized demo data in FMA {run.dataset}'s layout" if demo else f"FMA {run.dataset}"
+
+    def result(metric_type: str, value: float, level: str, label: str) -> EvalResult:
+        return EvalResult(
+            task_type="audio-classification",
+            task_name="Music genre classification",
+            dataset_type=dataset_id or (DEMO_DATASET_TYPE if demo else FMA_DATASET_TYPE),
+            dataset_name=dataset_name,
+            dataset_config=run.dataset,
+            dataset_split="test",
+            metric_type=metric_type,
+            metric_value=round(value, 4),
+            metric_args={"average": "macro"} if metric_type == "f1" else None,
+            metric_name=f"{label} ({level} level, {evaluation['n_crops']} crops of {evaluation['crop_seconds']:g} s)"
+            if level == "track"
+            else f"{label} ({level} level, {evaluation['crop_seconds']:g} s crops)",
+        )
+
+    track, clip = evaluation["track"], evaluation["clip"]
+    return [
+        result("accuracy", track["accuracy"], "track", "Test accuracy"),
+        result("f1", track["macro_f1"], "track", "Test macro-F1"),
+        result("accuracy", clip["accuracy"], "clip", "Test accuracy"),
+        result("f1", clip["macro_f1"], "clip", "Test macro-F1"),
+    ]
+
+
+def _card_data(
+    run: Run,
+    evaluation: Mapping[str, Any],
+    license: str,
+    dataset_id: str | None,
+    base_model: str | None,
+    model_name: str,
+) -> ModelCardData:
+    """The card's YAML metadata, which the Hub indexes."""
+    return ModelCardData(
+        license=license,
+        library_name="transformers",
+        pipeline_tag="audio-classification",
+        tags=["audio-classification", "music", "music-genre-classification", "fma", "hf-fma",
+              {"AST": "audio-spectrogram-transformer", "CNN": "cnn", "LSTM": "lstm"}[run.family]],
+        datasets=[dataset_id] if dataset_id else None,
+        metrics=["accuracy", "f1"],
+        base_model=base_model,
+        model_name=model_name,
+        eval_results=_eval_results(run, evaluation, dataset_id),
+    )
+
+
+def _headline(evaluation: Mapping[str, Any]) -> list[dict[str, str]]:
+    track, clip = evaluation["track"], evaluation["clip"]
+    return [
+        {"name": "Test accuracy, track level", "value": _percent(track["accuracy"])},
+        {"name": "Test accuracy, clip level", "value": _percent(clip["accuracy"])},
+        {"name": "Test macro-F1, track level", "value": f"{track['macro_f1']:.3f}"},
+    ]
+
+
+def _dataset_section(run: Run, evaluation: Mapping[str, Any], dataset_id: str | None) -> dict[str, Any]:
+    return dict(
+        id=dataset_id,
+        config=run.dataset,
+        demo=run.synthesized_demo,
+        train_tracks=run.training_tracks if run.training_tracks is not None else "all",
+        validation_tracks=run.results.get("validation_tracks", "?"),
+        test_tracks=evaluation["num_tracks"],
+    )
+
+
+def _features_section(run: Run) -> dict[str, Any]:
+    """The feature extractor's settings as the card describes them: crop, fbank, pooling, MFCC, statistics."""
+    features = run.feature_config
+    frames, mel_bins = run.input_shape
+    return dict(
+        crop_seconds=f"{run.crop_seconds:g}",
+        sampling_rate=features.get("sampling_rate", SAMPLING_RATE),
+        num_mel_bins=features["num_mel_bins"],
+        max_length=extractor_crop_frames(features),
+        frequency_downscale=features.get("frequency_downscale", 1),
+        time_downscale=features.get("time_downscale", 1),
+        pooled=(features.get("frequency_downscale", 1), features.get("time_downscale", 1)) != (1, 1),
+        bands=features["num_mel_bins"] // features.get("frequency_downscale", 1),
+        num_mfcc=features.get("num_mfcc", 0),
+        mfcc_delta_order=features.get("mfcc_delta_order", 0),
+        frames=frames,
+        mel_bins=mel_bins,
+        mean=f"{features['mean']:.4f}",
+        std=f"{features['std']:.4f}",
+    )
+
+
+def _training_section(run: Run) -> dict[str, Any]:
+    trainer_state = _trainer_state(run.path)
+    return dict(
+        epochs=f"{trainer_state.get('epoch', run.results.get('epoch', 0)):g}",
+        steps=trainer_state.get("global_step", "?"),
+        runtime=_duration(run.results.get("train_runtime")),
+        hardware=run.results.get("hardware") or run.run_config.get("hardware") or "unrecorded hardware",
+    )
+
+
+def _evaluation_section(evaluation: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(
+        n_crops=evaluation["n_crops"],
+        crop_seconds=f"{evaluation['crop_seconds']:g}",
+        markdown=evaluation_markdown(evaluation, heading="###"),
+    )
+
+
 def model_card(
     run_dir: str | Path,
     repo_id: str | None = None,
@@ -229,52 +339,10 @@ def model_card(
     dataset_id = dataset_id or hub_dataset_id(run)
     model_id = repo_id or str(location or run.path)
     model_name = model_id.rstrip("/").split("/")[-1]
-    config = run.dataset
-    demo = run.synthesized_demo
-    dataset_name = f"synthesized demo data in FMA {config}'s layout" if demo else f"FMA {config}"
-
-    def result(metric_type: str, value: float, level: str, label: str) -> EvalResult:
-        return EvalResult(
-            task_type="audio-classification",
-            task_name="Music genre classification",
-            dataset_type=dataset_id or (DEMO_DATASET_TYPE if demo else FMA_DATASET_TYPE),
-            dataset_name=dataset_name,
-            dataset_config=config,
-            dataset_split="test",
-            metric_type=metric_type,
-            metric_value=round(value, 4),
-            metric_args={"average": "macro"} if metric_type == "f1" else None,
-            metric_name=f"{label} ({level} level, {evaluation['n_crops']} crops of {evaluation['crop_seconds']:g} s)"
-            if level == "track"
-            else f"{label} ({level} level, {evaluation['crop_seconds']:g} s crops)",
-        )
-
-    track, clip = evaluation["track"], evaluation["clip"]
-    eval_results = [
-        result("accuracy", track["accuracy"], "track", "Test accuracy"),
-        result("f1", track["macro_f1"], "track", "Test macro-F1"),
-        result("accuracy", clip["accuracy"], "clip", "Test accuracy"),
-        result("f1", clip["macro_f1"], "clip", "Test macro-F1"),
-    ]
-    card_data = ModelCardData(
-        license=license,
-        library_name="transformers",
-        pipeline_tag="audio-classification",
-        tags=["audio-classification", "music", "music-genre-classification", "fma", "hf-fma",
-              {"AST": "audio-spectrogram-transformer", "CNN": "cnn", "LSTM": "lstm"}[run.family]],
-        datasets=[dataset_id] if dataset_id else None,
-        metrics=["accuracy", "f1"],
-        base_model=base_model,
-        model_name=model_name,
-        eval_results=eval_results,
-    )
-
-    trainer_state = _trainer_state(run.path)
-    frames, mel_bins = run.input_shape
     features = run.feature_config
     context = dict(
-        title=f"{run.family} music-genre classifier for FMA {config}"
-        + (" trained on synthesized demo data" if demo else "")
+        title=f"{run.family} music-genre classifier for FMA {run.dataset}"
+        + (" trained on synthesized demo data" if run.synthesized_demo else "")
         + (f": {model_name}" if repo_id else ""),
         family=run.family,
         model_id=model_id,
@@ -286,53 +354,19 @@ def model_card(
         preset_description=preset_description,
         base_model=base_model,
         parameters=f"{_count_parameters(run.path / 'model.safetensors'):,}",
-        headline=[
-            {"name": "Test accuracy, track level", "value": _percent(track["accuracy"])},
-            {"name": "Test accuracy, clip level", "value": _percent(clip["accuracy"])},
-            {"name": "Test macro-F1, track level", "value": f"{track['macro_f1']:.3f}"},
-        ],
+        headline=_headline(evaluation),
         trust_remote_code="auto_map" in run.model_config or "auto_map" in features,
         trust_remote_code_extractor="auto_map" in features,
         architecture=_architecture(run),
-        dataset=dict(
-            id=dataset_id,
-            config=config,
-            demo=demo,
-            train_tracks=run.training_tracks if run.training_tracks is not None else "all",
-            validation_tracks=run.results.get("validation_tracks", "?"),
-            test_tracks=evaluation["num_tracks"],
-        ),
-        features=dict(
-            crop_seconds=f"{run.crop_seconds:g}",
-            sampling_rate=features.get("sampling_rate", SAMPLING_RATE),
-            num_mel_bins=features["num_mel_bins"],
-            max_length=features["max_length"],
-            frequency_downscale=features.get("frequency_downscale", 1),
-            time_downscale=features.get("time_downscale", 1),
-            pooled=(features.get("frequency_downscale", 1), features.get("time_downscale", 1)) != (1, 1),
-            bands=features["num_mel_bins"] // features.get("frequency_downscale", 1),
-            num_mfcc=features.get("num_mfcc", 0),
-            mfcc_delta_order=features.get("mfcc_delta_order", 0),
-            frames=frames,
-            mel_bins=mel_bins,
-            mean=f"{features['mean']:.4f}",
-            std=f"{features['std']:.4f}",
-        ),
+        dataset=_dataset_section(run, evaluation, dataset_id),
+        features=_features_section(run),
         augmentation=_augmentation(run.run_config),
         hyperparameters=_hyperparameters(run.run_config),
-        training=dict(
-            epochs=f"{trainer_state.get('epoch', run.results.get('epoch', 0)):g}",
-            steps=trainer_state.get("global_step", "?"),
-            runtime=_duration(run.results.get("train_runtime")),
-            hardware=run.results.get("hardware") or run.run_config.get("hardware") or "unrecorded hardware",
-        ),
-        evaluation=dict(
-            n_crops=evaluation["n_crops"],
-            crop_seconds=f"{evaluation['crop_seconds']:g}",
-            markdown=evaluation_markdown(evaluation, heading="###"),
-        ),
+        training=_training_section(run),
+        evaluation=_evaluation_section(evaluation),
         figures=dict(figures),
     )
+    card_data = _card_data(run, evaluation, license, dataset_id, base_model, model_name)
     return ModelCard(render_template(MODEL_CARD_TEMPLATES[run.family], card_data, **context))
 
 
@@ -359,98 +393,7 @@ def _trainer_state(run_dir: Path) -> dict[str, Any]:
     return read_json(path) if path.is_file() else {}
 
 
-# ----------------------------------------------------------------------------------------------------
-# The dataset card
-# ----------------------------------------------------------------------------------------------------
-
-
-def _feature_type(feature) -> str:
-    """A short description of a `datasets` feature type for the card's table."""
-    import datasets
-
-    if isinstance(feature, datasets.ClassLabel):
-        return "ClassLabel (genre names in alphabetical order)"
-    if isinstance(feature, datasets.Audio):
-        return "Audio (MP3 bytes and file name)"
-    if hasattr(feature, "feature"):  # datasets 3's Sequence, 4's List
-        return f"list of {_feature_type(feature.feature)}"
-    if isinstance(feature, datasets.Value):
-        return feature.dtype
-    return type(feature).__name__
-
-
-def _size_category(rows: int) -> str:
-    """The Hub's `size_categories` value for a dataset of `rows` examples."""
-    for limit, category in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
-        if rows < limit:
-            return category
-    return "1M<n<10M"
-
-
-def dataset_card(export_dir: str | Path, repo_id: str | None = None, configs: list | None = None) -> DatasetCard:
-    """The dataset card of a Parquet export of FMA (`hf-fma export`), from the export's own files: its
-    configs and their Parquet files (`configs:`), features, split sizes and bytes (`dataset_info:`),
-    labels and the tracks per licence.
-
-    repo_id: the dataset repository the export is (to be) published as, shown in the usage snippet;
-    by default the export folder's path, which `load_dataset` reads as it is.
-    configs: the export's `read_export(export_dir)`, when the caller has it already (it reads every shard's
-    licence column).
-    """
-    from datasets.info import DatasetInfosDict
-
-    from hf_fma.export import portable_yaml, read_export
-    from hf_fma.hf_fma import Fma
-    from hf_fma.metadata import KNOWN_BAD_TRACK_IDS
-
-    configs = read_export(export_dir) if configs is None else configs
-    # A builder only to read its DatasetInfo; its cache folder (lock files) is thrown away.
-    with tempfile.TemporaryDirectory() as cache_dir:
-        info = Fma(config_name=configs[0].name, cache_dir=cache_dir).info
-    # The rows say whether they are `hf-fma make-demo`'s (see hf_fma.export.DEMO_SCHEMA_KEY).
-    demo = any(config.synthesized_demo for config in configs)
-    card_data = DatasetCardData(
-        pretty_name="Synthesized demo data in the layout of FMA (hf-fma make-demo)" if demo else "Free Music Archive (FMA)",
-        # No single licence: every track carries its artist's (the `license` column), the metadata CC BY 4.0.
-        license="other",
-        license_name="creative-commons-per-track",
-        license_link=info.homepage,
-        task_categories=["audio-classification"],
-        tags=["music", "music-genre-classification", "fma"] + (["synthetic"] if demo else []),
-        size_categories=[_size_category(sum(config.num_examples for config in configs))],
-        source_datasets=None if demo else ["original"],
-        paperswithcode_id=None if demo else "fma",
-        configs=[{"config_name": config.name, "data_files": config.data_files()} for config in configs],
-    )
-    DatasetInfosDict({config.name: config.dataset_info() for config in configs}).to_dataset_card_data(card_data)
-    card_data.dataset_info = portable_yaml(card_data.dataset_info)  # readable by datasets 3.6 as well as 4+
-    licenses = sum((config.licenses for config in configs), Counter())
-    content = render_template(
-        DATASET_CARD_TEMPLATE,
-        card_data,
-        pretty_name=card_data.pretty_name,
-        repo_id=repo_id or str(export_dir),
-        demo=demo,
-        description=info.description.strip(),
-        configs=[
-            {
-                "name": config.name,
-                "genres": config.features["genre"].names,
-                "splits": {name: split.num_examples for name, split in config.splits.items()},
-            }
-            for config in configs
-        ],
-        features=[(name, _feature_type(feature)) for name, feature in configs[0].features.items()],
-        known_bad=[f"{track_id:06d}" for track_id in sorted(KNOWN_BAD_TRACK_IDS)],
-        licenses=[(license or "(none given)", count) for license, count in licenses.most_common()],
-        citation=info.citation.strip(),
-        homepage=info.homepage,
-    )
-    return DatasetCard(content)
-
-
 __all__ = [
-    "dataset_card",
     "hub_dataset_id",
     "model_card",
     "render_template",

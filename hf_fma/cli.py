@@ -24,10 +24,10 @@ COMMANDS = {
     "stats": ("hf_fma.fbank_stats", "stats_main", "compute fbank mean/std over a training split"),
     "models": ("hf_fma.models.summary", "main", "parameter counts and forward cost of the model presets"),
     "predict": ("hf_fma.predict", "main", "classify audio files or folders with a trained model"),
-    "evaluate": ("hf_fma.reporting", "evaluate_main", "clip- and track-level metrics of a model on a split"),
+    "evaluate": ("hf_fma.evaluate_run", "evaluate_main", "clip- and track-level metrics of a model on a split"),
     "plot": ("hf_fma.plots", "main", "learning curves, accuracy vs training tracks, confusion matrix"),
-    "table": ("hf_fma.reporting", "table_main", "results table of AST and CNN runs, mean and std over seeds"),
-    "export": ("hf_fma.hub", "export_main", "write FMA configs as a Hub-ready Parquet dataset with its card"),
+    "table": ("hf_fma.results", "table_main", "results table of AST and CNN runs, mean and std over seeds"),
+    "export": ("hf_fma.export", "export_main", "write FMA configs as a Hub-ready Parquet dataset with its card"),
     "push": ("hf_fma.hub", "main", "publish a finished run (weights, card, plots, code) or an export to the Hub"),
     "env": ("hf_fma.environment", "main", "versions of Python, torch, the HF libraries and audio decoders, for bug reports"),
 }

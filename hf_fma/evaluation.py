@@ -5,7 +5,8 @@ crops of the model's crop length are classified, each crop is a *clip* (clip-lev
 crops' logits are averaged into one prediction per *track* (track-level metrics). Crops never leave their
 track's split. Metrics come from the package's `evaluate` module
 (`hf_fma/metrics/genre_classification`, loaded by local path): accuracy, macro-F1, per-genre precision,
-recall and accuracy, and the confusion matrix.
+recall and accuracy, and the confusion matrix. `evaluation_markdown` and `write_evaluation` report a
+result as Markdown and JSON (`evaluation_{config}_{split}.json` / `.md`, named as hf_fma.run_folder says).
 
     >>> from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
     >>> from hf_fma import load_fma
@@ -36,15 +37,11 @@ from datasets.distributed import split_dataset_by_node
 # datasets' tqdm: off when datasets' bars are (`datasets.disable_progress_bars()`, HF_DATASETS_DISABLE_PROGRESS_BARS).
 from datasets.utils.tqdm import tqdm
 
+from hf_fma.geometry import extractor_crop_seconds
+from hf_fma.run_folder import evaluation_json_name, evaluation_markdown_name, write_json_atomic, write_text_atomic
 from hf_fma.transforms import AudioCropTransform, FbankCollator, expand_crops
-from hf_fma.geometry import frames_to_seconds
 
 GENRE_METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "genre_classification"
-
-
-def extractor_crop_seconds(feature_extractor) -> float:
-    """Seconds of audio the extractor's `max_length` frames hold: the crop length its model was trained on."""
-    return frames_to_seconds(feature_extractor.max_length)
 
 
 def load_genre_metric() -> evaluate.EvaluationModule:
@@ -230,12 +227,72 @@ def evaluate_model(
     }
 
 
+# ----------------------------------------------------------------------------------------------------
+# Reports
+# ----------------------------------------------------------------------------------------------------
+
+
+def evaluation_markdown(evaluation: Mapping[str, Any], title: str | None = None, heading: str = "##") -> str:
+    """An `evaluate_model` result as Markdown: clip and track metrics, per-genre precision and recall, and
+    the track-level confusion matrix."""
+    labels = evaluation["labels"]
+    track, clip = evaluation["track"], evaluation["clip"]
+    lines = [f"{heading[:-1]} {title}", ""] if title else []
+    lines += [
+        f"{evaluation['num_tracks']} tracks, {evaluation['n_crops']} evenly spaced crops of "
+        f"{evaluation['crop_seconds']:g} s per track. Clip level scores every crop on its own; track level "
+        "averages the logits of a track's crops.",
+        "",
+        "| Level | Accuracy | Macro-F1 |",
+        "| --- | ---: | ---: |",
+        f"| clip | {100 * clip['accuracy']:.1f}% | {clip['macro_f1']:.3f} |",
+        f"| track | {100 * track['accuracy']:.1f}% | {track['macro_f1']:.3f} |",
+        "",
+        f"{heading} Per genre (track level)",
+        "",
+        "| Genre | Precision | Recall (accuracy) | Tracks |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for index, genre in enumerate(labels):
+        support = sum(track["confusion_matrix"][index])
+        lines.append(
+            f"| {genre} | {track['per_genre_precision'][genre]:.3f} | {track['per_genre_recall'][genre]:.3f} | {support} |"
+        )
+    lines += [
+        "",
+        f"{heading} Confusion matrix (track level; rows: true genre, columns: predicted genre)",
+        "",
+        "| true \\ predicted | " + " | ".join(labels) + " |",
+        "| --- | " + " | ".join("---:" for _ in labels) + " |",
+    ]
+    for genre, row in zip(labels, track["confusion_matrix"]):
+        lines.append(f"| {genre} | " + " | ".join(str(count) for count in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_evaluation(
+    evaluation: Mapping[str, Any],
+    output_dir: str | Path,
+    split: str,
+    title: str | None = None,
+    dataset_config: str | None = None,
+) -> list[Path]:
+    """Write `evaluation_{config}_{split}.json` and `.md` into output_dir (without a dataset_config: the
+    names of a run's own evaluation, `evaluation_{split}.json`)."""
+    output_dir = Path(output_dir)
+    return [
+        write_json_atomic(output_dir / evaluation_json_name(split, dataset_config), evaluation),
+        write_text_atomic(output_dir / evaluation_markdown_name(split, dataset_config), evaluation_markdown(evaluation, title)),
+    ]
+
+
 __all__ = [
     "GENRE_METRIC_PATH",
     "evaluate_model",
-    "extractor_crop_seconds",
+    "evaluation_markdown",
     "labelled_tracks",
     "load_genre_metric",
     "predict_crops",
     "with_crop_transform",
+    "write_evaluation",
 ]

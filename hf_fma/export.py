@@ -12,7 +12,8 @@ card's `configs:`): `OUT/{config}/{split}-{index:05d}-of-{count:05d}.parquet`, s
 `test` (the official ones), shards of about `max_shard_size` (500 MB). The rows are the builder's
 (`hf_fma.hf_fma.Fma`: every column, the track's licence included), the audio column holds each MP3's
 bytes exactly as the archive has them (never decoded or re-encoded) and its file name. The dataset card,
-README.md, is written from the folder by `hf_fma.cards.dataset_card`.
+README.md, is written from the folder's own files by `dataset_card` (`hf-fma export` writes it after the
+shards; `hf-fma push --dataset` renders it again for the repository).
 
 Why not `Dataset.to_parquet` or `push_to_hub`: files written by datasets >= 4 name their list features
 `List`, a feature type datasets 3 does not know, so datasets 3.6 cannot read them. This module writes
@@ -22,10 +23,13 @@ Arrow list, whatever version runs the export.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import shutil
+import sys
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,12 +39,18 @@ from typing import Any
 import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
+from datasets.info import DatasetInfosDict
 from datasets.table import embed_table_storage
 from datasets.utils.py_utils import convert_file_size_to_int
 from datasets.utils.tqdm import tqdm  # off when datasets' bars are (HF_DATASETS_DISABLE_PROGRESS_BARS)
+from huggingface_hub import DatasetCard, DatasetCardData
 
+from hf_fma.argparsing import ArgumentParser
+from hf_fma.cards import render_template
 from hf_fma.data import DATASET_CONFIGS, is_demo_data, load_fma
-from hf_fma.metadata import SPLIT_NAMES
+from hf_fma.hf_fma import Fma
+from hf_fma.hub_checks import HubError, check_repo_id
+from hf_fma.metadata import KNOWN_BAD_TRACK_IDS, SPLIT_NAMES
 
 DEFAULT_MAX_SHARD_SIZE = "500MB"
 SPLITS = tuple(SPLIT_NAMES.values())  # train, validation, test
@@ -50,6 +60,7 @@ ROWS_PER_ROW_GROUP = 100
 # Parquet schema metadata of an export of `hf-fma make-demo`'s synthesized FMA: the fact travels with the
 # shards (to the Hub too), so the dataset card and models trained on them can say what the audio is.
 DEMO_SCHEMA_KEY = b"hf_fma.synthesized_demo"
+DATASET_CARD_TEMPLATE = "dataset_card.md"
 
 
 def shard_file_name(split: str, index: int, count: int) -> str:
@@ -300,16 +311,159 @@ def export_files(out_dir: str | os.PathLike, configs: Iterable[ExportedConfig]) 
     ]
 
 
+# ----------------------------------------------------------------------------------------------------
+# The dataset card
+# ----------------------------------------------------------------------------------------------------
+
+
+def _feature_type(feature) -> str:
+    """A short description of a `datasets` feature type for the card's table."""
+    if isinstance(feature, datasets.ClassLabel):
+        return "ClassLabel (genre names in alphabetical order)"
+    if isinstance(feature, datasets.Audio):
+        return "Audio (MP3 bytes and file name)"
+    if hasattr(feature, "feature"):  # datasets 3's Sequence, 4's List
+        return f"list of {_feature_type(feature.feature)}"
+    if isinstance(feature, datasets.Value):
+        return feature.dtype
+    return type(feature).__name__
+
+
+def _size_category(rows: int) -> str:
+    """The Hub's `size_categories` value for a dataset of `rows` examples."""
+    for limit, category in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if rows < limit:
+            return category
+    return "1M<n<10M"
+
+
+def dataset_card(export_dir: str | Path, repo_id: str | None = None, configs: list | None = None) -> DatasetCard:
+    """The dataset card of a Parquet export of FMA (`hf-fma export`), from the export's own files: its
+    configs and their Parquet files (`configs:`), features, split sizes and bytes (`dataset_info:`),
+    labels and the tracks per licence.
+
+    repo_id: the dataset repository the export is (to be) published as, shown in the usage snippet;
+    by default the export folder's path, which `load_dataset` reads as it is.
+    configs: the export's `read_export(export_dir)`, when the caller has it already (it reads every shard's
+    licence column).
+    """
+    configs = read_export(export_dir) if configs is None else configs
+    # A builder only to read its DatasetInfo; its cache folder (lock files) is thrown away.
+    with tempfile.TemporaryDirectory() as cache_dir:
+        info = Fma(config_name=configs[0].name, cache_dir=cache_dir).info
+    # The rows say whether they are `hf-fma make-demo`'s (see DEMO_SCHEMA_KEY).
+    demo = any(config.synthesized_demo for config in configs)
+    card_data = DatasetCardData(
+        pretty_name="Synthesized demo data in the layout of FMA (hf-fma make-demo)" if demo else "Free Music Archive (FMA)",
+        # No single licence: every track carries its artist's (the `license` column), the metadata CC BY 4.0.
+        license="other",
+        license_name="creative-commons-per-track",
+        license_link=info.homepage,
+        task_categories=["audio-classification"],
+        tags=["music", "music-genre-classification", "fma"] + (["synthetic"] if demo else []),
+        size_categories=[_size_category(sum(config.num_examples for config in configs))],
+        source_datasets=None if demo else ["original"],
+        paperswithcode_id=None if demo else "fma",
+        configs=[{"config_name": config.name, "data_files": config.data_files()} for config in configs],
+    )
+    DatasetInfosDict({config.name: config.dataset_info() for config in configs}).to_dataset_card_data(card_data)
+    card_data.dataset_info = portable_yaml(card_data.dataset_info)  # readable by datasets 3.6 as well as 4+
+    licenses = sum((config.licenses for config in configs), Counter())
+    content = render_template(
+        DATASET_CARD_TEMPLATE,
+        card_data,
+        pretty_name=card_data.pretty_name,
+        repo_id=repo_id or str(export_dir),
+        demo=demo,
+        description=info.description.strip(),
+        configs=[
+            {
+                "name": config.name,
+                "genres": config.features["genre"].names,
+                "splits": {name: split.num_examples for name, split in config.splits.items()},
+            }
+            for config in configs
+        ],
+        features=[(name, _feature_type(feature)) for name, feature in configs[0].features.items()],
+        known_bad=[f"{track_id:06d}" for track_id in sorted(KNOWN_BAD_TRACK_IDS)],
+        licenses=[(license or "(none given)", count) for license, count in licenses.most_common()],
+        citation=info.citation.strip(),
+        homepage=info.homepage,
+    )
+    return DatasetCard(content)
+
+
+def write_dataset_card(export_dir: str | Path, repo_id: str | None = None, configs: list | None = None) -> Path:
+    """(Re)write the export's README.md from its files; `repo_id` goes into the usage snippet. `configs`: see
+    `dataset_card`."""
+    path = Path(export_dir) / "README.md"
+    dataset_card(export_dir, repo_id, configs).save(path)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------
+
+
+def _build_export_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog="hf-fma export",
+        description="Write FMA configs as a Hub-ready Parquet dataset (shards per split, MP3 bytes as they are, "
+        "every track's licence) with its dataset card; `hf-fma push --dataset OUT REPO_ID` publishes it.",
+    )
+    parser.add_argument("output_dir", help="folder to write (one sub-folder per config, and README.md)")
+    parser.add_argument(
+        "--data_dir",
+        help="folder with the FMA archives or their extracted folders (default: download the official archives)",
+    )
+    parser.add_argument(
+        "--dataset_config_name", nargs="+", default=["small"], choices=DATASET_CONFIGS,
+        metavar="CONFIG", help=f"configs to export, any of {', '.join(DATASET_CONFIGS)} (default: small)",
+    )
+    parser.add_argument(
+        "--max_shard_size", default=DEFAULT_MAX_SHARD_SIZE,
+        help=f"size of a Parquet shard, e.g. 500MB or 1GB (default: {DEFAULT_MAX_SHARD_SIZE})",
+    )
+    parser.add_argument("--repo_id", help="dataset repository the card's usage snippet names (default: the folder)")
+    parser.add_argument("--cache_dir", help="datasets cache for the prepared configs (default: HF_DATASETS_CACHE)")
+    return parser
+
+
+def export_main(argv: list[str] | None = None) -> int:
+    """`hf-fma export OUT --data_dir DIR --dataset_config_name small [medium ...]`: the Parquet shards of each
+    config, then the card of everything the folder holds."""
+    args = _build_export_parser().parse_args(argv)
+    try:
+        if args.repo_id:
+            check_repo_id(args.repo_id)
+        exported = export_fma(
+            args.output_dir, args.dataset_config_name, data_dir=args.data_dir, max_shard_size=args.max_shard_size,
+            cache_dir=args.cache_dir, progress=True,
+        )
+        card = write_dataset_card(args.output_dir, args.repo_id)
+    except (HubError, FileNotFoundError, FileExistsError, ValueError) as error:
+        print(f"hf-fma export: {error}", file=sys.stderr)
+        return 2
+    for name, splits in exported.items():
+        print(f"{name}: " + ", ".join(f"{split} {len(files)} shard(s)" for split, files in splits.items()))
+    print(f"wrote {card}; publish with: hf-fma push --dataset {args.output_dir} {args.repo_id or 'OWNER/NAME'}")
+    return 0
+
+
 __all__ = [
     "DEFAULT_MAX_SHARD_SIZE",
     "ExportedConfig",
     "ExportedSplit",
-    "export_fma",
+    "dataset_card",
     "export_files",
+    "export_fma",
+    "export_main",
     "is_demo_export",
     "portable_features_dict",
     "portable_schema",
     "portable_yaml",
     "read_export",
     "shard_file_name",
+    "write_dataset_card",
 ]

@@ -11,10 +11,17 @@ makes `num_frames(80_000) = 498` fbank frames; the extractor pads the other 2, i
     >>> crop_frames(3.0), crop_samples(300), num_frames(48_000)
     (300, 48000, 298)
 
+The crop length of a trained model is read back only here: from its feature extractor (or the extractor's
+saved `preprocessor_config.json`, read as a dict) with `extractor_crop_frames`, `extractor_crop_seconds` and
+`extractor_crop_samples`, and from a run's saved arguments with `run_crop_seconds`.
+
 This module imports nothing of the package, so every other module can use it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 SAMPLING_RATE = 16_000  # AST's input rate (ASTFeatureExtractor.sampling_rate)
 FRAME_LENGTH = 400  # samples: 25 ms Kaldi frames at 16 kHz
@@ -59,6 +66,39 @@ def crop_samples(max_length: int, sampling_rate: int = SAMPLING_RATE) -> int:
     return seconds_to_samples(frames_to_seconds(max_length), sampling_rate)
 
 
+def _extractor_setting(feature_extractor: Any, name: str, default: Any = None) -> Any:
+    """A setting of a feature extractor object, or of its saved config read as a dict (run folders are
+    read without building the extractor)."""
+    if isinstance(feature_extractor, Mapping):
+        return feature_extractor.get(name, default)
+    return getattr(feature_extractor, name, default)
+
+
+def extractor_crop_frames(feature_extractor: Any) -> int:
+    """Frames of the crops the extractor's model was trained on: its `max_length`."""
+    return int(_extractor_setting(feature_extractor, "max_length"))
+
+
+def extractor_crop_seconds(feature_extractor: Any) -> float:
+    """Seconds of audio the extractor's `max_length` frames hold: the crop length its model was trained on."""
+    return frames_to_seconds(extractor_crop_frames(feature_extractor))
+
+
+def extractor_crop_samples(feature_extractor: Any) -> int:
+    """Samples, at the extractor's sampling rate, of the crops its model was trained on: `hf-fma predict`'s
+    windows."""
+    sampling_rate = int(_extractor_setting(feature_extractor, "sampling_rate", SAMPLING_RATE))
+    return crop_samples(extractor_crop_frames(feature_extractor), sampling_rate)
+
+
+def run_crop_seconds(run_config: Mapping[str, Any], feature_config: Mapping[str, Any]) -> float:
+    """The crop length of a saved run: the `crop_seconds` its arguments recorded, else (arguments saved
+    without it) its feature extractor's."""
+    if "crop_seconds" in run_config:
+        return float(run_config["crop_seconds"])
+    return extractor_crop_seconds(feature_config)
+
+
 __all__ = [
     "FRAMES_PER_SECOND",
     "FRAME_LENGTH",
@@ -66,7 +106,11 @@ __all__ = [
     "SAMPLING_RATE",
     "crop_frames",
     "crop_samples",
+    "extractor_crop_frames",
+    "extractor_crop_samples",
+    "extractor_crop_seconds",
     "frames_to_seconds",
     "num_frames",
+    "run_crop_seconds",
     "seconds_to_samples",
 ]

@@ -1,10 +1,9 @@
-"""Publish finished runs, and FMA as a Parquet dataset, on the Hugging Face Hub.
+"""`hf-fma push`: publish finished runs, and FMA exported as Parquet, on the Hugging Face Hub.
 
     hf-fma push runs/ast-demo me/ast-fma-small                 # model repository (created if needed)
     hf-fma push runs/cnn-small me/cnn-fma-small --private --dataset_id me/fma
     hf-fma push runs/ast-demo me/ast-fma-small --dry_run out/  # write the folder it would upload, no upload
-    hf-fma export fma_parquet --data_dir /data/fma --dataset_config_name small medium
-    hf-fma push --dataset fma_parquet me/fma                    # then load_dataset("me/fma", "small")
+    hf-fma push --dataset fma_parquet me/fma                    # an `hf-fma export` folder
 
 A model repository gets what a user of `pipeline("audio-classification", model=REPO_ID)` needs and what
 a reader of the results wants: the weights (safetensors), `config.json`, the feature extractor's
@@ -19,49 +18,44 @@ and split, MP3 bytes as the archives hold them, every track's licence) with its 
 renders again with the repository's id. It loads with `load_dataset(REPO_ID, "small")` on datasets 3.6,
 4 and 5, without a script.
 
-The token is `--token`, else `HF_TOKEN`, else the one `hf auth login` saved. Whatever goes wrong with the
-Hub is one line naming the fix (`HubError`, exit status 2), and the checks that need no network (the
-repository id, offline mode, a token) come before any work: no token, offline mode (`HF_HUB_OFFLINE=1`),
-an invalid repository id (also with `--dry_run`), no network, a token refused (401) or without write
-access (403, from the first request, before any file is sent). Uploads go through
-`huggingface_hub.HfApi` (create_repo, upload_folder). Recipes call `check_push(repo_id, token)` when they
-start and `push_run(output_dir, repo_id, token=...)` after training for `--push_to_hub`.
+Whatever goes wrong with the Hub is one line naming the fix (`HubError` of hf_fma.hub_checks, exit status
+2), and the checks that need no network (the repository id, also with `--dry_run`, offline mode, a token)
+come before any work; a refused token (401, 403) stops the push at its first request, before any file is
+sent. Uploads go through `huggingface_hub.HfApi` (create_repo, upload_folder). Training with
+`--push_to_hub` calls `check_push(repo_id, token)` when it starts and `push_run(output_dir, repo_id,
+token=...)` after training.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
-from huggingface_hub import CommitInfo, HfApi, constants, get_token
-from huggingface_hub.errors import HfHubHTTPError, HFValidationError
-from huggingface_hub.utils import validate_repo_id
+from huggingface_hub import CommitInfo, HfApi
 
 from hf_fma.argparsing import ArgumentParser
 from hf_fma.cards import (
     DEFAULT_LICENSE,
-    dataset_card,
     hub_dataset_id,
     model_card,
     reproduce_commands,
     require_test_evaluation,
     write_run_card,
 )
+from hf_fma.export import dataset_card, export_files, read_export, write_dataset_card
+from hf_fma.hub_checks import HubError, check_push, check_repo_id, hub_errors
 from hf_fma.plots import load_trainer_state, plot_confusion_matrix, plot_learning_curves
-from hf_fma.reporting import Run
 from hf_fma.run_folder import (
     ALL_RESULTS_NAME,
     LEARNING_CURVES_NAME,
     RUN_CONFIG_NAME,
     TRAINER_STATE_NAME,
+    Run,
     confusion_matrix_name,
     read_json,
 )
@@ -72,92 +66,6 @@ RESULT_FILES = (ALL_RESULTS_NAME, TRAINER_STATE_NAME)
 RESULT_PATTERNS = ("evaluation_*.json", "evaluation_*.md")
 # run_config.yaml keys that hold paths of the training machine: meaningless elsewhere, and private.
 LOCAL_PATH_KEYS = ("data_dir", "output_dir", "dataset_script", "logging_dir", "resume_from_checkpoint")
-TOKENS_PAGE = "https://huggingface.co/settings/tokens"
-
-
-class HubError(RuntimeError):
-    """A push that cannot happen, in one line that names the fix; raised before any file is sent."""
-
-
-class MissingTokenError(HubError):
-    """No Hugging Face token: nothing can be pushed."""
-
-
-def require_token(token: str | None = None) -> str:
-    """The token to push with: `token`, else `HF_TOKEN`, else the one saved by `hf auth login`."""
-    token = token or get_token()
-    if not token:
-        raise MissingTokenError(
-            "no Hugging Face token: pushing needs a token with write access. Run `hf auth login`, set HF_TOKEN, "
-            f"or pass --token (create one at {TOKENS_PAGE})"
-        )
-    return token
-
-
-def check_repo_id(repo_id: str) -> str:
-    """`repo_id` if the Hub would accept it as a repository id ("owner/name" or "name"), else HubError."""
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError:
-        raise HubError(
-            f"{repo_id!r} is not a repository id: give owner/name (or name, for your own account) made of letters, "
-            "digits, '-', '_' and '.', not starting or ending with '-' or '.', e.g. me/ast-fma-small"
-        ) from None
-    return repo_id
-
-
-def check_online() -> None:
-    """HubError when huggingface_hub is in offline mode: every request would fail."""
-    if constants.is_offline_mode():
-        raise HubError(
-            "offline mode is on (HF_HUB_OFFLINE=1 or TRANSFORMERS_OFFLINE=1): unset it to push, e.g. "
-            "`HF_HUB_OFFLINE=0 hf-fma push ...`"
-        )
-
-
-def check_push(repo_id: str, token: str | None = None) -> str:
-    """Everything about a push that can be checked without the network, in the order a user fixes it:
-    the repository id, offline mode, a token (returned). Recipes call it before training."""
-    check_repo_id(repo_id)
-    check_online()
-    return require_token(token)
-
-
-def _transport_errors() -> tuple[type[Exception], ...]:
-    """The exceptions of a request that did not reach the Hub: huggingface_hub 2 sends requests with
-    httpx2, 1.x with httpx (whichever is installed)."""
-    errors = []
-    for module_name in ("httpx2", "httpx"):
-        with contextlib.suppress(ImportError):
-            errors.append(importlib.import_module(module_name).TransportError)
-    return tuple(errors)
-
-
-@contextlib.contextmanager
-def hub_errors(repo_id: str) -> Iterator[None]:
-    """Turn what the Hub's requests raise into a one-line HubError naming the fix."""
-    try:
-        yield
-    except _transport_errors() as error:
-        raise HubError(
-            f"cannot reach {constants.ENDPOINT} ({type(error).__name__}: {error}): check the network connection "
-            "(and HTTPS_PROXY behind a proxy), then push again"
-        ) from None
-    except HfHubHTTPError as error:
-        status = error.response.status_code if error.response is not None else None
-        if status == 401:
-            raise HubError(
-                f"the Hub refused the token (401 Unauthorized): it is invalid or expired; run `hf auth login` with a "
-                f"token from {TOKENS_PAGE}, or set HF_TOKEN"
-            ) from None
-        if status == 403:
-            raise HubError(
-                f"the token has no write access to {repo_id} (403 Forbidden): use a token with the write role (or "
-                f"a fine-grained one allowed to write to {repo_id.split('/')[0]}'s repositories) from {TOKENS_PAGE}, "
-                "then `hf auth login`"
-            ) from None
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise HubError(f"the Hub refused the push of {repo_id} ({status}): {message}") from None
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -293,22 +201,14 @@ def push_run(
                 folder_path=folder,
                 commit_message=commit_message or f"Upload {Path(run_dir).name} with hf-fma",
             )
-    # The run folder's card is now the one published: it names the repository, its dataset and licence.
+    # The run folder's card becomes the published one: it names the repository, its dataset and licence.
     write_run_card(run_dir, repo_id=repo_id, dataset_id=dataset_id, license=license)
     return commit
 
 
 # ----------------------------------------------------------------------------------------------------
-# The dataset repository: a Parquet export and its card
+# The dataset repository: an `hf-fma export` folder
 # ----------------------------------------------------------------------------------------------------
-
-
-def write_dataset_card(export_dir: str | Path, repo_id: str | None = None, configs: list | None = None) -> Path:
-    """(Re)write the export's README.md from its files; `repo_id` goes into the usage snippet. `configs`: see
-    `dataset_card`."""
-    path = Path(export_dir) / "README.md"
-    dataset_card(export_dir, repo_id, configs).save(path)
-    return path
 
 
 def push_dataset(
@@ -320,8 +220,6 @@ def push_dataset(
 ) -> CommitInfo:
     """Publish an `hf-fma export` folder as the dataset repository `repo_id` (created if needed): its card,
     rendered again for `repo_id`, and its Parquet shards, nothing else in the folder."""
-    from hf_fma.export import export_files, read_export
-
     token = check_push(repo_id, token)
     configs = read_export(export_dir)  # fails, naming the folder, when it is no export
     write_dataset_card(export_dir, repo_id, configs)
@@ -375,8 +273,6 @@ def _dry_run(args: argparse.Namespace) -> str:
     if not args.dataset:
         folder = prepare_model_repo(args.run_dir, args.dry_run, args.repo_id, args.dataset_id, args.license)
         return f"wrote {len(list(folder.iterdir()))} files to {folder}; nothing was uploaded"
-    from hf_fma.export import export_files, read_export
-
     # The shards are uploaded as they are: only the card, rendered for the repository, is new.
     configs = read_export(args.run_dir)
     files = export_files(args.run_dir, configs)
@@ -413,70 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _build_export_parser() -> argparse.ArgumentParser:
-    from hf_fma.data import DATASET_CONFIGS
-    from hf_fma.export import DEFAULT_MAX_SHARD_SIZE
-
-    parser = ArgumentParser(
-        prog="hf-fma export",
-        description="Write FMA configs as a Hub-ready Parquet dataset (shards per split, MP3 bytes as they are, "
-        "every track's licence) with its dataset card; `hf-fma push --dataset OUT REPO_ID` publishes it.",
-    )
-    parser.add_argument("output_dir", help="folder to write (one sub-folder per config, and README.md)")
-    parser.add_argument(
-        "--data_dir",
-        help="folder with the FMA archives or their extracted folders (default: download the official archives)",
-    )
-    parser.add_argument(
-        "--dataset_config_name", nargs="+", default=["small"], choices=DATASET_CONFIGS,
-        metavar="CONFIG", help=f"configs to export, any of {', '.join(DATASET_CONFIGS)} (default: small)",
-    )
-    parser.add_argument(
-        "--max_shard_size", default=DEFAULT_MAX_SHARD_SIZE,
-        help=f"size of a Parquet shard, e.g. 500MB or 1GB (default: {DEFAULT_MAX_SHARD_SIZE})",
-    )
-    parser.add_argument("--repo_id", help="dataset repository the card's usage snippet names (default: the folder)")
-    parser.add_argument("--cache_dir", help="datasets cache for the prepared configs (default: HF_DATASETS_CACHE)")
-    return parser
-
-
-def export_main(argv: list[str] | None = None) -> int:
-    """`hf-fma export OUT --data_dir DIR --dataset_config_name small [medium ...]`: the Parquet shards of each
-    config (hf_fma.export), then the card of everything the folder holds."""
-    from hf_fma.export import export_fma
-
-    args = _build_export_parser().parse_args(argv)
-    try:
-        if args.repo_id:
-            check_repo_id(args.repo_id)
-        exported = export_fma(
-            args.output_dir, args.dataset_config_name, data_dir=args.data_dir, max_shard_size=args.max_shard_size,
-            cache_dir=args.cache_dir, progress=True,
-        )
-        card = write_dataset_card(args.output_dir, args.repo_id)
-    except (HubError, FileNotFoundError, FileExistsError, ValueError) as error:
-        print(f"hf-fma export: {error}", file=sys.stderr)
-        return 2
-    for name, splits in exported.items():
-        print(f"{name}: " + ", ".join(f"{split} {len(files)} shard(s)" for split, files in splits.items()))
-    print(f"wrote {card}; publish with: hf-fma push --dataset {args.output_dir} {args.repo_id or 'OWNER/NAME'}")
-    return 0
-
-
 __all__ = [
-    "HubError",
-    "MissingTokenError",
-    "check_online",
-    "check_push",
-    "check_repo_id",
-    "export_main",
-    "hub_errors",
     "main",
     "prepare_model_repo",
     "push_dataset",
     "push_run",
-    "require_token",
-    "write_dataset_card",
 ]
 
 

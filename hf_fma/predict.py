@@ -51,10 +51,10 @@ from transformers.utils import logging as transformers_logging
 from hf_fma.argparsing import ArgumentParser
 from hf_fma.audio_files import find_audio_files
 from hf_fma.fbank import BatchedFbank
-from hf_fma.geometry import seconds_to_samples
+from hf_fma.geometry import extractor_crop_samples, seconds_to_samples
 from hf_fma.models.loading import load_classifier
 from hf_fma.prediction_output import OUTPUT_FORMATS, OutputFile, write_predictions
-from hf_fma.track_windows import FilePrediction, decoded_files, window_samples
+from hf_fma.track_windows import FilePrediction, decoded_files
 from hf_fma.transforms import FbankCollator
 
 
@@ -161,7 +161,7 @@ def iter_predictions(
     """`predict_files` one result at a time, in input order, each as soon as its last window is scored."""
     _check_options(top_k, max_windows, batch_size, num_workers)
     sampling_rate = feature_extractor.sampling_rate
-    window = window_samples(feature_extractor)
+    window = extractor_crop_samples(feature_extractor)  # each window gets the features a training crop got
     hop_samples = window if hop is None else seconds_to_samples(hop, sampling_rate)
     if hop_samples < 1:
         raise ValueError(f"hop must be a positive number of seconds, got {hop}")

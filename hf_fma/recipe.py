@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hf_fma.argparsing import run_command
-from hf_fma.hub import HubError, check_push, push_run
+from hf_fma.hub import push_run
+from hf_fma.hub_checks import HubError, check_push
 from hf_fma.training import parse_arguments, run_training, setup_logging, summary_line
 
 

@@ -28,7 +28,7 @@ from transformers import ASTFeatureExtractor
 
 from hf_fma.audio import AudioDecodeError, audio_duration, load_audio
 from hf_fma.transforms import FbankCollator
-from hf_fma.geometry import crop_samples, seconds_to_samples
+from hf_fma.geometry import seconds_to_samples
 
 # Shorter files are reported as too short rather than classified: below 0.1 s there are under 8 fbank
 # frames (25 ms frames every 10 ms), no musical content to speak of.
@@ -73,12 +73,6 @@ class FilePrediction(Mapping):
 
     def __len__(self) -> int:
         return len(fields(self))
-
-
-def window_samples(feature_extractor: ASTFeatureExtractor) -> int:
-    """Samples (at the extractor's rate) of the crops the model was trained on, from its `max_length`
-    frames (80,000 for 500: 5 s), so each window gets the features a training crop got."""
-    return crop_samples(feature_extractor.max_length, feature_extractor.sampling_rate)
 
 
 def window_starts(total: int, window: int, hop: int, max_windows: int | None = None) -> list[int]:
@@ -241,6 +235,5 @@ __all__ = [
     "FilePrediction",
     "decode_windows",
     "decoded_files",
-    "window_samples",
     "window_starts",
 ]

@@ -11,13 +11,13 @@ import soundfile
 import torch
 import yaml
 
-from hf_fma import cli, hub, predict, reporting
+from hf_fma import cli, evaluate_run, hub, predict
 from hf_fma.configs import CONFIGS_DIR
 from hf_fma.run_folder import run_folder_lock
 
 
 @pytest.mark.parametrize(
-    "build_parser", [hub._build_parser, reporting._build_evaluate_parser, predict.build_parser], ids=["push", "evaluate", "predict"]
+    "build_parser", [hub._build_parser, evaluate_run._build_evaluate_parser, predict.build_parser], ids=["push", "evaluate", "predict"]
 )
 def test_every_option_answers_to_both_spellings(build_parser):
     options = build_parser()._option_string_actions
@@ -30,7 +30,7 @@ def test_every_option_answers_to_both_spellings(build_parser):
 def test_push_takes_dry_run_and_evaluate_takes_data_dir_dashed():
     # the dashed spellings users type for --dry_run and --data_dir
     assert hub._build_parser().parse_args(["run", "me/x", "--dry-run", "out"]).dry_run == "out"
-    assert reporting._build_evaluate_parser().parse_args(["run", "--data-dir", "d"]).data_dir == "d"
+    assert evaluate_run._build_evaluate_parser().parse_args(["run", "--data-dir", "d"]).data_dir == "d"
 
 
 def test_version_is_the_installed_distributions(capsys):

@@ -24,7 +24,6 @@ from hf_fma import cli, demo, hub
 from hf_fma.metadata import KNOWN_BAD_TRACK_IDS
 
 from .conftest import REPO_ROOT
-from .test_hub import in_memory_hub, serve_hub  # noqa: F401  the fixtures
 
 SPLITS = ("train", "validation", "test")
 DATASETS_MAJOR = int(datasets.__version__.split(".")[0])

@@ -8,12 +8,24 @@ samples at 16 kHz: 25 ms frames every 10 ms, none padded at the edges.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from transformers import ASTFeatureExtractor
 
-from hf_fma.geometry import crop_frames, crop_samples, frames_to_seconds, num_frames, seconds_to_samples
+from hf_fma.geometry import (
+    crop_frames,
+    crop_samples,
+    extractor_crop_frames,
+    extractor_crop_samples,
+    extractor_crop_seconds,
+    frames_to_seconds,
+    num_frames,
+    run_crop_seconds,
+    seconds_to_samples,
+)
 from hf_fma.training import parse_arguments, run_training
 
 
@@ -64,6 +76,30 @@ def test_a_crop_s_extractor_frames_give_back_its_seconds_and_samples(seconds, fr
     assert crop_frames(seconds) == frames
     assert frames_to_seconds(frames) == pytest.approx(seconds)
     assert crop_samples(frames) == samples
+
+
+@pytest.mark.filterwarnings("ignore:At least one mel filter has all zero values")  # AST's own 128-bin set-up
+@pytest.mark.parametrize(
+    "max_length, sampling_rate, seconds, samples",
+    [(300, 16_000, 3.0, 48_000), (500, 16_000, 5.0, 80_000), (300, 8_000, 3.0, 24_000)],
+)
+def test_a_model_s_crop_reads_back_alike_from_its_extractor_and_its_saved_config(
+    tmp_path, max_length, sampling_rate, seconds, samples
+):
+    """Reports read preprocessor_config.json as a dict, predict and evaluation the loaded extractor: both
+    give the crop the model was trained on, in samples at the extractor's own rate."""
+    extractor = ASTFeatureExtractor(max_length=max_length, sampling_rate=sampling_rate)
+    extractor.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    for source in (extractor, saved):
+        assert extractor_crop_frames(source) == max_length
+        assert extractor_crop_seconds(source) == pytest.approx(seconds)
+        assert extractor_crop_samples(source) == samples
+
+
+def test_a_run_s_crop_is_the_one_its_arguments_recorded_else_its_extractor_s():
+    assert run_crop_seconds({"crop_seconds": 2.5, "seed": 0}, {"max_length": 300}) == 2.5
+    assert run_crop_seconds({"seed": 0}, {"max_length": 300}) == pytest.approx(3.0)
 
 
 @pytest.mark.parametrize("seconds", [2.995, 0.0, -1.0, 0.001])

@@ -23,7 +23,7 @@ from transformers import ASTFeatureExtractor, pipeline
 import hf_fma.predict as predict_module
 import hf_fma.track_windows as track_windows_module
 from hf_fma import cli
-from hf_fma.evaluation import extractor_crop_seconds
+from hf_fma.geometry import extractor_crop_samples, extractor_crop_seconds
 from hf_fma.transforms import AudioCropTransform
 from hf_fma.metadata import SMALL_GENRES
 from hf_fma.models.ast import build_ast, build_model
@@ -33,7 +33,7 @@ from hf_fma.audio_files import find_audio_files
 from hf_fma.models.loading import load_classifier
 from hf_fma.predict import main, predict_files
 from hf_fma.prediction_output import write_predictions
-from hf_fma.track_windows import MIN_DURATION, window_samples, window_starts
+from hf_fma.track_windows import MIN_DURATION, window_starts
 from hf_fma.training import DataArguments, ModelArguments, build_classifier, build_feature_extractor
 
 FFMPEG = shutil.which("ffmpeg")
@@ -173,7 +173,7 @@ def test_predict_cuts_the_windows_training_and_evaluation_cut(tmp_path, monkeypa
     sf.write(path, audio, 16000)
     [result] = predict_files(folder, [path], device="cpu")
     assert result.ok and windows and set(windows) == {crop_samples}
-    assert window_samples(loaded) == crop_samples
+    assert extractor_crop_samples(loaded) == crop_samples
 
 
 def test_window_starts_cover_the_track_and_end_at_its_end():
@@ -204,7 +204,7 @@ def test_a_long_track_is_the_mean_of_its_windows_decoded_one_at_a_time(tmp_path,
     monkeypatch.setattr(track_windows_module, "load_audio", spy)
     [result] = predict_files(model, [path], feature_extractor=feature_extractor, top_k=len(SMALL_GENRES), batch_size=16)
 
-    window = window_samples(feature_extractor)
+    window = extractor_crop_samples(feature_extractor)
     starts = window_starts(len(audio), window, hop=window)
     assert result.ok and result.windows == len(starts) == 24  # 24 adjacent 5 s windows
     assert result.duration == pytest.approx(120.0, abs=0.01)

@@ -32,7 +32,7 @@ def online(monkeypatch):
 
 def test_push_to_hub_without_a_token_fails_before_training(fake_training, online, monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setattr("hf_fma.hub.get_token", lambda: None)
+    monkeypatch.setattr("hf_fma.hub_checks.get_token", lambda: None)
     argv = ["--config", AST_DEMO, "--output_dir", str(tmp_path / "run"), "--push_to_hub"]
     assert recipe.train_main(argv, "ast") == 2
     err = capsys.readouterr().err.strip()

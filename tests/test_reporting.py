@@ -5,12 +5,14 @@ import json
 import runpy
 import shutil
 import statistics
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from hf_fma import plots, reporting
+from hf_fma import evaluate_run, plots, results, run_folder
+from hf_fma.evaluation import evaluation_markdown
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_TYPES = {"AST": "audio-spectrogram-transformer", "CNN": "fma_cnn"}
@@ -49,7 +51,7 @@ def study_runs(tmp_path):
 
 def test_table_puts_ast_and_cnn_side_by_side_with_mean_and_std(study_runs, tmp_path, capsys):
     root, accuracies = study_runs
-    assert reporting.table_main([str(root), "--output_dir", str(tmp_path / "table")]) == 0
+    assert results.table_main([str(root), "--output_dir", str(tmp_path / "table")]) == 0
 
     table = json.loads((tmp_path / "table" / "results.json").read_text())
     assert table["metric"] == "test_track_accuracy"
@@ -75,7 +77,7 @@ def test_table_puts_ast_and_cnn_side_by_side_with_mean_and_std(study_runs, tmp_p
 
 def test_table_metric_and_single_runs(study_runs, capsys):
     root, _ = study_runs
-    assert reporting.table_main([str(root / "AST-1000-0"), "--metric", "test_clip_accuracy"]) == 0
+    assert results.table_main([str(root / "AST-1000-0"), "--metric", "test_clip_accuracy"]) == 0
     output = capsys.readouterr().out
     assert "Accuracy (test, clip level)" in output
     assert "| 1,000 | 20.0 | 1 |" in output  # one run: no ±
@@ -84,21 +86,21 @@ def test_table_metric_and_single_runs(study_runs, capsys):
 def test_table_refuses_a_run_counted_twice(study_runs, tmp_path, capsys):
     root, _ = study_runs
     write_run(tmp_path / "copy", "AST", 0, 1000, 0.3)
-    assert reporting.table_main([str(root), str(tmp_path / "copy")]) == 2
+    assert results.table_main([str(root), str(tmp_path / "copy")]) == 2
     assert "would count twice" in capsys.readouterr().err
 
 
 def test_table_errors_name_what_is_missing(study_runs, tmp_path, capsys):
     root, _ = study_runs
-    assert reporting.table_main([str(root), "--metric", "test_accuracy"]) == 2
+    assert results.table_main([str(root), "--metric", "test_accuracy"]) == 2
     error = capsys.readouterr().err
     assert "no metric 'test_accuracy'" in error and "test_track_accuracy" in error
     (tmp_path / "empty").mkdir()
-    assert reporting.table_main([str(tmp_path / "empty")]) == 2
+    assert results.table_main([str(tmp_path / "empty")]) == 2
     assert "holds no run" in capsys.readouterr().err
     (root / "AST-1000-0" / "run_config.yaml").unlink()
     with pytest.raises(FileNotFoundError, match="lacks run_config.yaml"):
-        reporting.Run.load(root / "AST-1000-0")
+        run_folder.Run.load(root / "AST-1000-0")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -177,7 +179,7 @@ def test_sample_size_study_resumes_or_retrains_a_run_without_final_test_metrics(
 def test_evaluate_command_reproduces_the_runs_test_metrics(sample_size_study, demo_dir, tmp_path, capsys):
     run_dir = sample_size_study / "16-seed0"
     recorded = json.loads((run_dir / "evaluation_test.json").read_text())
-    exit_code = reporting.evaluate_main([
+    exit_code = evaluate_run.evaluate_main([
         # the dashed spellings are accepted too, as every hf-fma option's
         str(run_dir), "--dataset-config-name", "small", "--split", "test", "--data-dir", str(demo_dir), "--n_crops", "2",
         "--max_tracks", "8", "--seed", "0", "--device", "cpu", "--output_dir", str(tmp_path),
@@ -205,7 +207,7 @@ def test_evaluation_report_puts_true_genres_on_rows():
               "per_genre_precision": {"Folk": 0.6, "Pop": 2 / 3, "Rock": 1.0},
               "per_genre_recall": {"Folk": 0.75, "Pop": 1.0, "Rock": 1 / 3}}
     evaluation = {"labels": genres, "num_tracks": 9, "n_crops": 2, "crop_seconds": 5.0, "clip": scores, "track": scores}
-    markdown = reporting.evaluation_markdown(evaluation)
+    markdown = evaluation_markdown(evaluation)
     assert "| Folk | 0.600 | 0.750 | 4 |" in markdown and "| Rock | 1.000 | 0.333 | 3 |" in markdown
     assert "| Folk | 3 | 1 | 0 |" in markdown and "| Rock | 2 | 0 | 1 |" in markdown
 
@@ -218,12 +220,29 @@ def test_a_run_without_crop_seconds_reports_its_extractor_s_crop(tmp_path):
     run_config = yaml.safe_load((folder / "run_config.yaml").read_text())
     del run_config["crop_seconds"]
     (folder / "run_config.yaml").write_text(yaml.safe_dump(run_config))
-    assert reporting.Run.load(folder).features == "log-mel 128x300, 3 s"
+    assert run_folder.Run.load(folder).features == "log-mel 128x300, 3 s"
 
 
 def test_evaluate_errors_are_reported_before_loading(tmp_path, capsys):
-    assert reporting.evaluate_main([str(tmp_path), "--data_dir", str(tmp_path / "missing")]) == 2
+    assert evaluate_run.evaluate_main([str(tmp_path), "--data_dir", str(tmp_path / "missing")]) == 2
     assert "is not a folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        reporting.evaluate_main([str(tmp_path), "--dataset_config_name", "tiny"])
+        evaluate_run.evaluate_main([str(tmp_path), "--dataset_config_name", "tiny"])
     assert "invalid choice: 'tiny'" in capsys.readouterr().err
+
+
+def test_evaluate_without_matplotlib_writes_the_reports_and_names_the_extra(tiny_runs, demo_dir, monkeypatch, tmp_path, capsys):
+    from hf_fma.evaluate_run import evaluate_main
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import matplotlib.figure now fails
+    argv = [str(tiny_runs["cnn"]), "--data_dir", str(demo_dir), "--n_crops", "2", "--max_tracks", "8", "--device", "cpu",
+            "--output_dir", str(tmp_path)]  # fmt: skip
+    assert evaluate_main(argv) == 0
+    assert json.loads((tmp_path / "evaluation_small_test.json").read_text())["num_tracks"] == 8
+    assert (tmp_path / "evaluation_small_test.md").is_file()
+    assert not (tmp_path / "confusion_matrix_small_test.png").exists()
+    err = capsys.readouterr().err
+    assert "evaluating: 100%" in err and " 16/16 " in err  # a bar on stderr: 8 tracks x 2 crops
+    notes = [line for line in err.splitlines() if "matplotlib" in line]
+    assert notes == ['hf-fma evaluate: no confusion-matrix figure: Plots need matplotlib, an optional extra of hf-fma: '
+                     'pip install "hf-fma[plots]"']

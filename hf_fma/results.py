@@ -1,0 +1,148 @@
+"""The study's results table: AST and CNN runs side by side, mean and standard deviation over seeds.
+
+    hf-fma table runs/ast-small-seed* runs/cnn-small-seed* --output_dir results
+    hf-fma table runs/study                      # a folder of run folders works too
+
+`table` reads run folders written by the training recipes (hf_fma.run_folder.Run) and puts AST and CNN runs
+side by side in the study's layout (model, features, dataset, training tracks, accuracy), with the mean and
+standard deviation over the runs that differ only in their seed: single runs on small data vary a lot.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from hf_fma.argparsing import ArgumentParser
+# importing plots does not import matplotlib.
+from hf_fma.plots import metric_title
+from hf_fma.run_folder import Run, find_runs
+
+DEFAULT_TABLE_METRIC = "test_track_accuracy"
+TABLE_JSON_NAME = "results.json"
+TABLE_MARKDOWN_NAME = "results.md"
+
+
+@dataclass
+class TableRow:
+    """One line of the study's table: runs with the same set-up, their metric's mean and std over seeds."""
+
+    model: str
+    features: str
+    dataset: str
+    training_tracks: int | None
+    mean: float
+    std: float  # sample standard deviation over the runs; 0 for a single run
+    values: list[float]
+    seeds: list[int | None]
+    runs: list[str]
+
+
+def results_table(runs: Sequence[Run], metric: str = DEFAULT_TABLE_METRIC) -> list[TableRow]:
+    """Group runs by (model, features, dataset, training tracks) and summarise `metric` over each group.
+
+    Rows are ordered by dataset, training tracks, then model, so AST and CNN of one set-up sit together.
+    """
+    groups: dict[tuple, list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[(run.model, run.features, run.dataset, run.training_tracks)].append(run)
+    rows = []
+    for (model, features, dataset, tracks), members in groups.items():
+        values = [run.metric(metric) for run in members]
+        seeds = [run.seed for run in members]
+        repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1}, key=str)
+        if repeated:
+            raise ValueError(
+                f"runs {', '.join(str(run.path) for run in members)} share model, features, dataset, training "
+                f"tracks and seed {repeated}: a repeated run would count twice in the mean"
+            )
+        rows.append(
+            TableRow(
+                model=model,
+                features=features,
+                dataset=dataset,
+                training_tracks=tracks,
+                mean=statistics.fmean(values),
+                std=statistics.stdev(values) if len(values) > 1 else 0.0,
+                values=values,
+                seeds=seeds,
+                runs=[str(run.path) for run in members],
+            )
+        )
+    whole_split = float("inf")  # runs on the whole training split come after every subset of it
+    return sorted(
+        rows,
+        key=lambda row: (row.dataset, whole_split if row.training_tracks is None else row.training_tracks, row.model, row.features),
+    )
+
+
+def format_results_table(rows: Sequence[TableRow], metric: str = DEFAULT_TABLE_METRIC) -> str:
+    """The table as Markdown; accuracy in percent, "mean ± std (n runs)"."""
+    lines = [
+        f"| Model | Features | Dataset | Training tracks | {metric_title(metric)} | Runs |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        value = f"{100 * row.mean:.1f}" + (f" ± {100 * row.std:.1f}" if len(row.values) > 1 else "")
+        # No count recorded and no max_train_samples: the whole training split.
+        tracks = f"{row.training_tracks:,}" if row.training_tracks is not None else "all"
+        lines.append(f"| {row.model} | {row.features} | {row.dataset} | {tracks} | {value} | {len(row.values)} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results_table(
+    rows: Sequence[TableRow], output_dir: str | Path, metric: str = DEFAULT_TABLE_METRIC
+) -> tuple[Path, Path]:
+    """Write `results.md` and `results.json` (the rows, read by `hf-fma plot sizes`) into output_dir."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    markdown = output_dir / TABLE_MARKDOWN_NAME
+    markdown.write_text(format_results_table(rows, metric), encoding="utf-8")
+    table_json = output_dir / TABLE_JSON_NAME
+    table_json.write_text(json.dumps({"metric": metric, "rows": [asdict(row) for row in rows]}, indent=2), encoding="utf-8")
+    return markdown, table_json
+
+
+def _message(error: Exception) -> str:
+    return str(error.args[0]) if isinstance(error, KeyError) else str(error)
+
+
+def table_main(argv: list[str] | None = None) -> int:
+    """`hf-fma table RUN_DIRS... [--metric test_track_accuracy] [--output_dir DIR]`: print the results table
+    (and write results.md and results.json into DIR)."""
+    parser = ArgumentParser(
+        prog="hf-fma table", description="Results table of AST and CNN runs, mean and std over seeds."
+    )
+    parser.add_argument("run_dirs", nargs="+", help="run folders, or folders of run folders")
+    parser.add_argument(
+        "--metric",
+        default=DEFAULT_TABLE_METRIC,
+        help=f"key of all_results.json to report (default: {DEFAULT_TABLE_METRIC}; e.g. test_clip_accuracy, test_track_macro_f1)",
+    )
+    parser.add_argument("--output_dir", help="also write results.md and results.json (for `hf-fma plot sizes`) here")
+    args = parser.parse_args(argv)
+    try:
+        rows = results_table(find_runs(args.run_dirs), args.metric)
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        print(f"hf-fma table: {_message(error)}", file=sys.stderr)
+        return 2
+    print(format_results_table(rows, args.metric), end="")
+    if args.output_dir:
+        for path in write_results_table(rows, args.output_dir, args.metric):
+            print(path)
+    return 0
+
+
+__all__ = [
+    "DEFAULT_TABLE_METRIC",
+    "TableRow",
+    "format_results_table",
+    "results_table",
+    "table_main",
+    "write_results_table",
+]
