@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 import torch
-from transformers import ASTFeatureExtractor
 
 from hf_fma.audio import AudioDecodeError, audio_duration, load_audio
 from hf_fma.transforms import FbankCollator
