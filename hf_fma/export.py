@@ -39,7 +39,7 @@ from datasets.table import embed_table_storage
 from datasets.utils.py_utils import convert_file_size_to_int
 from datasets.utils.tqdm import tqdm  # off when datasets' bars are (HF_DATASETS_DISABLE_PROGRESS_BARS)
 
-from hf_fma.data import DATASET_CONFIGS, is_demo_data, load_fma
+from hf_fma.data import DATASET_CONFIGS, DEMO_SCHEMA_KEY, is_demo_data, is_demo_schema, load_fma
 from hf_fma.metadata import SPLIT_NAMES
 
 DEFAULT_MAX_SHARD_SIZE = "500MB"
@@ -47,9 +47,6 @@ SPLITS = tuple(SPLIT_NAMES.values())  # train, validation, test
 # Rows per Parquet row group: datasets 3.6's own choice for audio (PARQUET_ROW_GROUP_SIZE_FOR_AUDIO_DATASETS),
 # about 100 MB of 30 s MP3s, so that a reader (the Hub's viewer, a streaming loader) fetches little at a time.
 ROWS_PER_ROW_GROUP = 100
-# Parquet schema metadata of an export of `hf-fma make-demo`'s synthesized FMA: the fact travels with the
-# shards (to the Hub too), so the dataset card and models trained on them can say what the audio is.
-DEMO_SCHEMA_KEY = b"hf_fma.synthesized_demo"
 
 
 def shard_file_name(split: str, index: int, count: int) -> str:
@@ -255,17 +252,6 @@ def _read_split(files: list[Path]) -> tuple[ExportedSplit, Counter]:
     return ExportedSplit(files, num_examples, num_bytes, sum(path.stat().st_size for path in files)), licenses
 
 
-def _is_demo_schema(schema: pa.Schema) -> bool:
-    return (schema.metadata or {}).get(DEMO_SCHEMA_KEY) == b"true"
-
-
-def is_demo_export(dataset_name: str | os.PathLike, config_name: str) -> bool:
-    """Whether `dataset_name` is a local export folder whose config `config_name` holds the synthesized
-    demo's rows (a Hub dataset id: False; its card says what it holds)."""
-    shards = sorted((Path(dataset_name).expanduser() / config_name).glob(f"{SPLITS[0]}-*.parquet"))
-    return bool(shards) and _is_demo_schema(pq.read_schema(shards[0]))
-
-
 def read_export(out_dir: str | os.PathLike) -> list[ExportedConfig]:
     """The configs of an export folder, in the builder's config order."""
     out_dir = Path(out_dir)
@@ -283,7 +269,7 @@ def read_export(out_dir: str | os.PathLike) -> list[ExportedConfig]:
         for split, paths in files.items():
             splits[split], split_licenses = _read_split(paths)
             licenses += split_licenses
-        configs.append(ExportedConfig(name, features, splits, licenses, _is_demo_schema(schema)))
+        configs.append(ExportedConfig(name, features, splits, licenses, is_demo_schema(schema)))
     if not configs:
         raise FileNotFoundError(
             f"{out_dir} holds no exported config (folders {', '.join(DATASET_CONFIGS)} of Parquet shards): "
@@ -306,7 +292,6 @@ __all__ = [
     "ExportedSplit",
     "export_fma",
     "export_files",
-    "is_demo_export",
     "portable_features_dict",
     "portable_schema",
     "portable_yaml",

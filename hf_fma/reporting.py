@@ -457,10 +457,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     # Imported here: `hf-fma table` and `--help` need neither torch nor transformers.
     from hf_fma.evaluation import evaluate_model
     from hf_fma.predict import load_classifier
-    from hf_fma.training import DataArguments, balanced_sample, load_splits
+    from hf_fma.data import balanced_sample, load_splits
 
     model, feature_extractor = load_classifier(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
-    split = load_splits(DataArguments(data_dir=args.data_dir, dataset_config_name=args.dataset_config_name))[args.split]
+    split = load_splits(args.dataset_config_name, data_dir=args.data_dir)[args.split]
     if args.max_tracks is not None:
         split = balanced_sample(split, args.max_tracks, seed=args.seed)
     evaluation = evaluate_model(

@@ -14,7 +14,8 @@ import torch
 from transformers import ASTFeatureExtractor
 
 from hf_fma.geometry import crop_frames, crop_samples, frames_to_seconds, num_frames, seconds_to_samples
-from hf_fma.training import parse_arguments, run_training
+from hf_fma.arguments import parse_arguments
+from hf_fma.train import run_training
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,8 @@ GENRES = ["Electronic", "Experimental", "Folk", "Hip-Hop", "Instrumental", "Inte
 def train_tiny_run(family, data_dir, output_dir, **overrides):
     """A real run of the training recipe on the demo FMA, as small as it gets: 24 tracks, 2 epochs, 1 s
     crops pooled 2 x 2 (so the feature extractor is the remote-code FmaASTFeatureExtractor)."""
-    from hf_fma.training import parse_arguments, run_training
+    from hf_fma.arguments import parse_arguments
+    from hf_fma.train import run_training
 
     settings = dict(
         model_family=family, model_name_or_path="tiny", data_dir=data_dir, output_dir=output_dir,
@@ -473,7 +474,7 @@ def test_card_of_a_demo_run_says_so_and_reproduces_as_written(tiny_runs, tmp_pat
     evaluate command, run exactly as shown, gives the run's own test numbers."""
     from hf_fma.cards import write_run_card
     from hf_fma.reporting import _build_evaluate_parser, evaluate_main
-    from hf_fma.training import parse_arguments, resolved_config
+    from hf_fma.arguments import parse_arguments, resolved_config
 
     run_dir = copy_run(tiny_runs["cnn"], tmp_path / "run")
     card = ModelCard.load(write_run_card(run_dir))  # names this copy
@@ -505,7 +506,7 @@ def test_card_of_a_demo_run_says_so_and_reproduces_as_written(tiny_runs, tmp_pat
 def test_published_card_of_a_demo_run_asks_for_the_data_folder(tiny_runs, demo_dir, tmp_path):
     """`hf-fma push --dry_run`: the repository's card says demo too, and its commands name DIR, the
     reader's data folder; with the demo folder as DIR its training command is the run's arguments."""
-    from hf_fma.training import parse_arguments, resolved_config
+    from hf_fma.arguments import parse_arguments, resolved_config
 
     folder = tmp_path / "repo"
     assert hub.main([str(tiny_runs["ast"]), "me/ast-demo", "--dry_run", str(folder)]) == 0

@@ -25,6 +25,7 @@ from transformers import ASTFeatureExtractor, pipeline
 
 import hf_fma.predict as predict_module
 from hf_fma import cli
+from hf_fma.arguments import DataArguments, ModelArguments
 from hf_fma.evaluation import extractor_crop_seconds
 from hf_fma.features import AudioCropTransform
 from hf_fma.metadata import SMALL_GENRES
@@ -41,7 +42,7 @@ from hf_fma.predict import (
     window_starts,
     write_predictions,
 )
-from hf_fma.training import DataArguments, ModelArguments, build_classifier, build_feature_extractor
+from hf_fma.training import build_classifier, build_feature_extractor
 
 FFMPEG = shutil.which("ffmpeg")
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="the ffmpeg binary is not installed")

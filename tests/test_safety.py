@@ -19,7 +19,8 @@ import pytest
 from huggingface_hub import ModelCard
 from transformers import TrainerCallback
 
-from hf_fma import predict, recipe, reporting, run_folder, training
+from hf_fma import predict, reporting, run_folder, train, training
+from hf_fma.arguments import parse_arguments, resolved_config
 from hf_fma.cards import model_card
 from hf_fma.hub import prepare_model_repo
 
@@ -104,12 +105,12 @@ def test_push_to_hub_still_gets_the_token_and_a_token_free_checkpoint_still_resu
     def push_run(output_dir, repo_id, token, private):  # in place of the upload: no network
         pushed.append((repo_id, token, files_holding(run_dir, FAKE_TOKEN)))
 
-    monkeypatch.setattr(recipe, "push_run", push_run)
+    monkeypatch.setattr(train, "push_run", push_run)
     # Out of conftest's offline mode, which the recipe's checks before training refuse: nothing is sent.
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     argv = cnn_argv(demo_dir, run_dir, "--resume_from_checkpoint", "last", "--push_to_hub", "--hub_token", FAKE_TOKEN,
                     "--hub_model_id", "me/cnn-demo")  # fmt: skip
-    assert recipe.train_main(argv, "cnn") == 0
+    assert train.train_main(argv, "cnn") == 0
     # the push got the token, and at that moment no file of the run held it
     assert pushed == [("me/cnn-demo", FAKE_TOKEN, [])]
     state = json.loads((run_dir / "trainer_state.json").read_text())
@@ -129,13 +130,13 @@ def test_a_saved_login_token_reaches_the_push_and_no_file_or_log(cnn_run, demo_d
     def push_run(output_dir, repo_id, token, private):  # in place of the upload: no network
         pushed.append((repo_id, token, files_holding(run_dir, FAKE_TOKEN)))
 
-    monkeypatch.setattr(recipe, "push_run", push_run)
+    monkeypatch.setattr(train, "push_run", push_run)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     saved_login.parent.mkdir(parents=True, exist_ok=True)
     saved_login.write_text(FAKE_TOKEN)
     try:
         argv = cnn_argv(demo_dir, run_dir, "--resume_from_checkpoint", "last", "--push_to_hub", "--hub_model_id", "me/cnn")
-        assert recipe.train_main(argv, "cnn") == 0
+        assert train.train_main(argv, "cnn") == 0
     finally:
         saved_login.unlink()
     assert pushed == [("me/cnn", FAKE_TOKEN, [])]
@@ -156,8 +157,8 @@ def test_training_into_a_finished_run_stops_before_reading_data_and_changes_no_f
     loaded = []
     monkeypatch.setattr(training, "load_splits", lambda data_args: loaded.append(data_args))
     with pytest.raises(FileExistsError) as error:
-        training.run_training(*training.parse_arguments(cnn_argv(demo_dir, run_dir, "--learning_rate", "1e-2"),
-                                                        defaults={"model_family": "cnn"}))  # fmt: skip
+        train.run_training(*parse_arguments(cnn_argv(demo_dir, run_dir, "--learning_rate", "1e-2"),
+                                           defaults={"model_family": "cnn"}))  # fmt: skip
     message = str(error.value)
     assert str(run_dir) in message and "--overwrite_output_dir" in message and "--resume_from_checkpoint last" in message
     assert loaded == []  # stopped before any data was prepared
@@ -176,8 +177,8 @@ def test_a_replacing_run_killed_during_training_leaves_the_previous_run_whole(cn
     finished.pop(run_folder.LOCK_NAME)
     argv = cnn_argv(demo_dir, run_dir, "--overwrite_output_dir", "true", "--learning_rate", "1e-2")
     with pytest.raises(KeyboardInterrupt):
-        training.run_training(*training.parse_arguments(argv, defaults={"model_family": "cnn"}),
-                              callbacks=[_InterruptAtFirstCheckpoint()])  # fmt: skip
+        train.run_training(*parse_arguments(argv, defaults={"model_family": "cnn"}),
+                           callbacks=[_InterruptAtFirstCheckpoint()])  # fmt: skip
     # The old model, config, results and evaluations untouched, its checkpoints whole, set aside until the
     # new run is finished; beside them only the new run's first checkpoint and the lock file.
     aside = run_folder.REPLACED_CHECKPOINTS_NAME + "/"
@@ -278,15 +279,15 @@ def test_a_folder_with_checkpoints_only_is_refused_too(cnn_run, demo_dir, tmp_pa
     run_dir = tmp_path / "run"
     shutil.copytree(next(cnn_run[0].glob("checkpoint-*")), run_dir / "checkpoint-3")
     with pytest.raises(FileExistsError, match="checkpoint-3"):
-        training.run_training(*training.parse_arguments(cnn_argv(demo_dir, run_dir), defaults={"model_family": "cnn"}))
+        train.run_training(*parse_arguments(cnn_argv(demo_dir, run_dir), defaults={"model_family": "cnn"}))
 
 
 def test_overwrite_output_dir_is_not_recorded_in_the_run_config(demo_dir, tmp_path):
     # A rerun from run_config.yaml must stop at a finished run again, not replace it.
-    arguments = training.parse_arguments(cnn_argv(demo_dir, tmp_path, "--overwrite_output_dir", "true"),
-                                         defaults={"model_family": "cnn"})  # fmt: skip
+    arguments = parse_arguments(cnn_argv(demo_dir, tmp_path, "--overwrite_output_dir", "true"),
+                                defaults={"model_family": "cnn"})  # fmt: skip
     assert arguments[2].overwrite_output_dir is True
-    assert "overwrite_output_dir" not in training.resolved_config(*arguments)
+    assert "overwrite_output_dir" not in resolved_config(*arguments)
 
 
 # ----------------------------------------------------------------------------------------------------
