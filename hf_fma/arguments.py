@@ -368,7 +368,7 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
             f"eval_crops must be >= 1, crop_seconds > 0 and train_segments >= 0, got {data_args.eval_crops}, "
             f"{data_args.crop_seconds} and {data_args.train_segments}"
         )
-    crop_frames(data_args.crop_seconds)  # raises now, not after the fbank statistics, unless whole 10 ms hops
+    crop_frames(data_args.crop_seconds)  # raises here, before the fbank statistics, unless whole 10 ms hops
     for tracker in training_args.report_to or ():  # TrainingArguments made "all" the available ones
         if tracker not in INTEGRATION_TO_CALLBACK:
             raise ValueError(

@@ -2,10 +2,11 @@
 
 Checkpoints are written by `save_pretrained`, which in transformers 5 stores some models under other key
 names than the module tree has (AST: the Hub's `encoder.layer.N.attention.attention.key` for the module's
-`layers.N.attention.k_proj`); only `from_pretrained` maps them back (transformers issues #43701, #48805).
-`load_checkpoint_weights` therefore reads a checkpoint with `from_pretrained` of the model's own class, the
-path that reads what `save_pretrained` wrote on every transformers version, and turns any missing,
-unexpected or mismatched key into an error; `hf_fma.trainer.FmaTrainer` reloads its checkpoints with it.
+`layers.N.attention.k_proj`); only `from_pretrained` maps them back, and Trainer's own reload
+(`load_state_dict(strict=False)`) skips them with a mere log line. `load_checkpoint_weights` therefore
+reads a checkpoint with `from_pretrained` of the model's own class, the path that reads what
+`save_pretrained` wrote on every transformers version, and turns any missing, unexpected or mismatched key
+into an error; `hf_fma.trainer.FmaTrainer` reloads its checkpoints with it.
 
     >>> checkpoint = resolve_checkpoint(training_args)            # "last" -> the newest complete one
     >>> check_checkpoint_matches("runs/ast-demo/checkpoint-42", model)   # before resuming: family and genres

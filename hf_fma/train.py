@@ -113,7 +113,7 @@ def _train(argv: Sequence[str] | None, model_family: str | None, prog: str) -> i
 
     # Publishing: hf-fma's push (model card with the test metrics, plots, code) once the run is done,
     # instead of Trainer's own push of every checkpoint with a generic card. The repository id, offline
-    # mode and the token are checked now, so that a push that cannot happen fails before hours of
+    # mode and the token are checked first, so that a push that cannot happen fails before hours of
     # training, in one line (exit status 2), not after them. The token stays in this variable only:
     # training clears hub_token before Trainer pickles the arguments into training_args.bin.
     push_to_hub = training_args.push_to_hub

@@ -261,7 +261,6 @@ def prepare_splits(data_args: DataArguments, training_args: TrainingArguments) -
             num_proc=data_args.preprocessing_num_workers,
         )
         labelled = {name: labelled_tracks(split) for name, split in whole.items()}
-    splits = RunSplits(whole, labelled)
     # On every process (warning: the level other processes log at, as in transformers' examples).
     logger.warning(describe_process(training_args))
     if data_args.max_train_samples is not None:
@@ -276,6 +275,7 @@ def prepare_splits(data_args: DataArguments, training_args: TrainingArguments) -
             whole[name] = labelled[name] = sample
     if not data_args.streaming:
         check_crop_fits(labelled["train"], data_args.crop_seconds)
+    splits = RunSplits(whole, labelled)
     if training_args.should_log:
         sizes = ", ".join(
             f"{name} {'streamed' if data_args.streaming else len(labelled[name])}"
