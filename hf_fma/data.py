@@ -16,24 +16,37 @@ The builder runs as `load_dataset` runs it: `download_and_prepare()` then `as_da
 module, not a copy in the modules cache (`BadAudioWarning` is `hf_fma.hf_fma.BadAudioWarning`), and a
 relative `data_dir` is read from the working directory, not from the script's folder.
 
+The splits a run trains and evaluates on come from `load_splits`, from the archives or from a Parquet
+export (`hf-fma export`), with their audio undecoded; `balanced_sample` draws equal genres from one.
+
 This module imports `datasets` and the builder only: no torch, no transformers.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 
 import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datasets import Audio, load_dataset
 
 from hf_fma.hf_fma import Fma, _is_demo_archive
 from hf_fma.metadata import ARCHIVES
+
+logger = logging.getLogger(__name__)
 
 # The builder's source files: their hash names the prepared Arrow cache, as `load_dataset` names it by
 # the loading script's hash, so that a changed builder never reads a cache an older one wrote.
 _BUILDER_SOURCES = ("hf_fma.py", "metadata.py")
 DATASET_CONFIGS = tuple(config.name for config in Fma.BUILDER_CONFIGS)
+# Parquet schema metadata of an export of `hf-fma make-demo`'s synthesized FMA: the fact travels with the
+# shards (to the Hub too), so the dataset card and models trained on them can say what the audio is.
+DEMO_SCHEMA_KEY = b"hf_fma.synthesized_demo"
 
 
 def _builder_hash() -> str:
@@ -111,4 +124,80 @@ def is_demo_data(data_dir: str | os.PathLike | None) -> bool:
     return not (data_dir / metadata.name).is_dir() and _is_demo_archive(str(data_dir / metadata.filename))
 
 
-__all__ = ["DATASET_CONFIGS", "is_demo_data", "load_fma"]
+def is_demo_schema(schema: pa.Schema) -> bool:
+    """Whether a Parquet shard's schema carries the synthesized demo's mark (`DEMO_SCHEMA_KEY`)."""
+    return (schema.metadata or {}).get(DEMO_SCHEMA_KEY) == b"true"
+
+
+def is_demo_export(dataset_name: str | os.PathLike, config_name: str) -> bool:
+    """Whether `dataset_name` is a local export folder whose config `config_name` holds the synthesized
+    demo's rows (a Hub dataset id: False; its card says what it holds)."""
+    shards = sorted((Path(dataset_name).expanduser() / config_name).glob("train-*.parquet"))
+    return bool(shards) and is_demo_schema(pq.read_schema(shards[0]))
+
+
+def is_synthesized_demo(
+    config_name: str, data_dir: str | os.PathLike | None = None, dataset_name: str | os.PathLike | None = None
+) -> bool:
+    """Whether a run reads `hf-fma make-demo`'s synthesized FMA (its archives in `data_dir`, or a local
+    export of them as `dataset_name`), as the data says of itself: a model card must not present it as
+    FMA's music."""
+    if dataset_name:
+        return is_demo_export(dataset_name, config_name)
+    return is_demo_data(data_dir)
+
+
+def load_splits(
+    config_name: str = "small",
+    data_dir: str | os.PathLike | None = None,
+    dataset_name: str | os.PathLike | None = None,
+    streaming: bool = False,
+    num_proc: int | None = None,
+) -> dict[str, datasets.Dataset | datasets.IterableDataset]:
+    """train/validation/test of FMA `config_name` through `load_fma` (any datasets version), or of the
+    export `dataset_name` (folder or Hub dataset id; `data_dir` is then not read), audio left undecoded
+    ({"path", "bytes"}: the transforms decode only their crops)."""
+    if dataset_name:
+        # An `hf-fma export`: Parquet with the builder's columns and MP3 bytes.
+        splits = load_dataset(str(dataset_name), config_name, streaming=streaming)
+    else:
+        splits = load_fma(config_name, data_dir=data_dir, streaming=streaming, num_proc=num_proc)
+    return {name: splits[name].cast_column("audio", Audio(decode=False)) for name in ("train", "validation", "test")}
+
+
+def balanced_sample(
+    dataset: datasets.Dataset, num_samples: int, seed: int = 0, label_column: str = "genre"
+) -> datasets.Dataset:
+    """`num_samples` rows with the genres as equal as the data allows (the first genres get one more when
+    it does not divide), drawn at random by `seed`, kept in the dataset's order. A genre with fewer rows
+    than its share gives all it has (logged)."""
+    if num_samples >= len(dataset):
+        return dataset
+    if num_samples < 1:
+        raise ValueError(f"max samples must be >= 1, got {num_samples}")
+    labels = np.asarray(dataset[label_column])
+    genres = np.unique(labels)
+    base, extra = divmod(num_samples, len(genres))
+    rng = np.random.default_rng(seed)
+    chosen = []
+    names = dataset.features[label_column].names
+    for position, genre in enumerate(genres):
+        rows = np.flatnonzero(labels == genre)
+        wanted = base + (position < extra)
+        if wanted > len(rows):
+            logger.warning(f"{names[genre]} has {len(rows)} tracks, fewer than its share of {wanted}: taking all")
+        chosen.append(rng.permutation(rows)[:wanted])
+    return dataset.select(np.sort(np.concatenate(chosen)))
+
+
+__all__ = [
+    "DATASET_CONFIGS",
+    "DEMO_SCHEMA_KEY",
+    "balanced_sample",
+    "is_demo_data",
+    "is_demo_export",
+    "is_demo_schema",
+    "is_synthesized_demo",
+    "load_fma",
+    "load_splits",
+]

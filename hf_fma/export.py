@@ -47,7 +47,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from hf_fma.argparsing import ArgumentParser
 from hf_fma.cards import render_template
-from hf_fma.data import DATASET_CONFIGS, is_demo_data, load_fma
+from hf_fma.data import DATASET_CONFIGS, DEMO_SCHEMA_KEY, is_demo_data, is_demo_schema, load_fma
 from hf_fma.hf_fma import Fma
 from hf_fma.hub_checks import HubError, check_repo_id
 from hf_fma.metadata import KNOWN_BAD_TRACK_IDS, SPLIT_NAMES
@@ -57,9 +57,6 @@ SPLITS = tuple(SPLIT_NAMES.values())  # train, validation, test
 # Rows per Parquet row group: datasets 3.6's own choice for audio (PARQUET_ROW_GROUP_SIZE_FOR_AUDIO_DATASETS),
 # about 100 MB of 30 s MP3s, so that a reader (the Hub's viewer, a streaming loader) fetches little at a time.
 ROWS_PER_ROW_GROUP = 100
-# Parquet schema metadata of an export of `hf-fma make-demo`'s synthesized FMA: the fact travels with the
-# shards (to the Hub too), so the dataset card and models trained on them can say what the audio is.
-DEMO_SCHEMA_KEY = b"hf_fma.synthesized_demo"
 DATASET_CARD_TEMPLATE = "dataset_card.md"
 
 
@@ -266,17 +263,6 @@ def _read_split(files: list[Path]) -> tuple[ExportedSplit, Counter]:
     return ExportedSplit(files, num_examples, num_bytes, sum(path.stat().st_size for path in files)), licenses
 
 
-def _is_demo_schema(schema: pa.Schema) -> bool:
-    return (schema.metadata or {}).get(DEMO_SCHEMA_KEY) == b"true"
-
-
-def is_demo_export(dataset_name: str | os.PathLike, config_name: str) -> bool:
-    """Whether `dataset_name` is a local export folder whose config `config_name` holds the synthesized
-    demo's rows (a Hub dataset id: False; its card says what it holds)."""
-    shards = sorted((Path(dataset_name).expanduser() / config_name).glob(f"{SPLITS[0]}-*.parquet"))
-    return bool(shards) and _is_demo_schema(pq.read_schema(shards[0]))
-
-
 def read_export(out_dir: str | os.PathLike) -> list[ExportedConfig]:
     """The configs of an export folder, in the builder's config order."""
     out_dir = Path(out_dir)
@@ -294,7 +280,7 @@ def read_export(out_dir: str | os.PathLike) -> list[ExportedConfig]:
         for split, paths in files.items():
             splits[split], split_licenses = _read_split(paths)
             licenses += split_licenses
-        configs.append(ExportedConfig(name, features, splits, licenses, _is_demo_schema(schema)))
+        configs.append(ExportedConfig(name, features, splits, licenses, is_demo_schema(schema)))
     if not configs:
         raise FileNotFoundError(
             f"{out_dir} holds no exported config (folders {', '.join(DATASET_CONFIGS)} of Parquet shards): "
@@ -459,7 +445,6 @@ __all__ = [
     "export_files",
     "export_fma",
     "export_main",
-    "is_demo_export",
     "portable_features_dict",
     "portable_schema",
     "portable_yaml",

@@ -1,6 +1,6 @@
 """What is in a run folder, and how its files are written.
 
-A training run (`hf_fma.training.run_training`) leaves in its `output_dir`:
+A training run (`hf_fma.train.run_training`) leaves in its `output_dir`:
 
     config.json, model.safetensors, preprocessor_config.json   the best model and its feature extractor
     configuration_*.py, modeling_*.py, feature_extraction_*.py the code `auto_map` names (CNN, pooled features)

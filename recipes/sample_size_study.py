@@ -36,9 +36,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from hf_fma.argparsing import run_command
+from hf_fma.arguments import parse_arguments
 from hf_fma.results import DEFAULT_TABLE_METRIC, format_results_table, results_table, write_results_table
 from hf_fma.run_folder import find_runs, is_finished, last_checkpoint, run_files
-from hf_fma.training import parse_arguments, run_training, setup_logging
+from hf_fma.train import run_training, setup_logging
 
 STUDY_SIZES = (1000, 2000, 4000, 6400)
 STUDY_SEEDS = (0, 1, 2)

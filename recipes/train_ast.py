@@ -23,12 +23,12 @@ The study's AST from scratch on fma_small (the archives in data/fma), one GPU, e
 
 Any argument of the config file can be overridden on the command line (`--learning_rate 5e-4`); resume
 with `--resume_from_checkpoint last`. All arguments: `python recipes/train_ast.py --help`
-(ModelArguments, DataArguments and FmaTrainingArguments in hf_fma/training.py).
+(ModelArguments, DataArguments and FmaTrainingArguments in hf_fma/arguments.py).
 """
 
 import sys
 
-from hf_fma.recipe import train_main
+from hf_fma.train import train_main
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     # script, audio undecoded -> random-crop (training) and centre-crop (validation) transforms, batched
     # fbank collator -> the AST for those features -> Trainer, keeping the best validation accuracy ->
     # train -> clip- and track-level metrics on validation and test -> save. Every stage, commented, is
-    # hf_fma.training.run_training, shared by both recipes and the sample-size study.
+    # hf_fma.training.train_and_evaluate, shared by every recipe and the sample-size study.
     return train_main(argv, model_family="ast")
 
 

@@ -23,7 +23,7 @@ Any argument of the config file can be overridden on the command line; resume wi
 
 import sys
 
-from hf_fma.recipe import train_main
+from hf_fma.train import train_main
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     # script, audio undecoded -> random-crop (training) and centre-crop (validation) transforms, batched
     # fbank collator -> the CNN for those features -> Trainer, keeping the best validation accuracy ->
     # train -> clip- and track-level metrics on validation and test -> save. Every stage, commented, is
-    # hf_fma.training.run_training, shared by both recipes and the sample-size study.
+    # hf_fma.training.train_and_evaluate, shared by every recipe and the sample-size study.
     return train_main(argv, model_family="cnn")
 
 

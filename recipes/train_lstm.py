@@ -19,12 +19,12 @@ resume with `--resume_from_checkpoint last`. All arguments: `python recipes/trai
 
 import sys
 
-from hf_fma.recipe import train_main
+from hf_fma.train import train_main
 
 
 def main(argv: list[str] | None = None) -> int:
     # Every stage (arguments, splits, crop transforms, batched MFCC collator, the LSTM, Trainer, track-level
-    # evaluation, save) is hf_fma.training.run_training, shared with the AST and CNN recipes.
+    # evaluation, save) is hf_fma.training.train_and_evaluate, shared with the AST and CNN recipes.
     return train_main(argv, model_family="lstm")
 
 

@@ -83,7 +83,8 @@ def with_cell(tracks_csv: Path, destination: Path, track_id: int, column: tuple[
 def train_tiny_run(family, data_dir, output_dir, **overrides):
     """A real run of the training recipe on the demo FMA, as small as it gets: 24 tracks, 2 epochs, 1 s
     crops pooled 2 x 2 (so the feature extractor is the remote-code FmaASTFeatureExtractor)."""
-    from hf_fma.training import parse_arguments, run_training
+    from hf_fma.arguments import parse_arguments
+    from hf_fma.train import run_training
 
     settings = dict(
         model_family=family, model_name_or_path="tiny", data_dir=data_dir, output_dir=output_dir,

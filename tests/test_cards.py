@@ -185,7 +185,7 @@ def test_card_of_a_demo_run_says_so_and_reproduces_as_written(tiny_runs, tmp_pat
     evaluate command, run exactly as shown, gives the run's own test numbers."""
     from hf_fma.cards import write_run_card
     from hf_fma.evaluate_run import _build_evaluate_parser, evaluate_main
-    from hf_fma.training import parse_arguments, resolved_config
+    from hf_fma.arguments import parse_arguments, resolved_config
 
     run_dir = copy_run(tiny_runs["cnn"], tmp_path / "run")
     card = ModelCard.load(write_run_card(run_dir))  # names this copy
@@ -217,7 +217,7 @@ def test_card_of_a_demo_run_says_so_and_reproduces_as_written(tiny_runs, tmp_pat
 def test_published_card_of_a_demo_run_asks_for_the_data_folder(tiny_runs, demo_dir, tmp_path):
     """`hf-fma push --dry_run`: the repository's card says demo too, and its commands name DIR, the
     reader's data folder; with the demo folder as DIR its training command is the run's arguments."""
-    from hf_fma.training import parse_arguments, resolved_config
+    from hf_fma.arguments import parse_arguments, resolved_config
 
     folder = tmp_path / "repo"
     assert hub.main([str(tiny_runs["ast"]), "me/ast-demo", "--dry_run", str(folder)]) == 0

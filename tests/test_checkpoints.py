@@ -15,7 +15,8 @@ from transformers import AutoModelForAudioClassification, TrainerCallback
 from hf_fma.checkpoints import CheckpointMismatchError, load_checkpoint_weights
 from hf_fma.models import FmaASTFeatureExtractor, build_cnn, build_model
 from hf_fma import training
-from hf_fma.training import parse_arguments, run_training
+from hf_fma.arguments import parse_arguments
+from hf_fma.train import run_training
 
 from .conftest import REPO_ROOT
 

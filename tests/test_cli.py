@@ -126,9 +126,9 @@ def test_report_to_a_tracker_that_is_not_installed_fails_at_start_with_its_pip_l
 def test_a_library_error_in_training_keeps_its_traceback(tmp_path, monkeypatch):
     import numpy as np
 
-    from hf_fma import recipe
+    from hf_fma import train
 
-    monkeypatch.setattr(recipe, "run_training", lambda *arguments: np.zeros(2).reshape(3))  # a bug, not bad input
+    monkeypatch.setattr(train, "run_training", lambda *arguments: np.zeros(2).reshape(3))  # a bug, not bad input
     with pytest.raises(ValueError, match="cannot reshape"):
         cli.main(["train", "ast_demo", "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "run")])
 

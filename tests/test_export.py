@@ -213,7 +213,8 @@ def test_push_dataset_uploads_the_export_and_its_card(export_dir, in_memory_hub,
 
 def test_training_reads_the_export(export_dir, tmp_path, capsys):
     """A CNN run on the export alone: no data_dir, so the archives cannot be what it read."""
-    from hf_fma.training import parse_arguments, run_training
+    from hf_fma.arguments import parse_arguments
+    from hf_fma.train import run_training
 
     output_dir = tmp_path / "run"
     settings = dict(

@@ -16,10 +16,12 @@ from collections import namedtuple
 import pytest
 import yaml
 
-from hf_fma import checkpoints, run_folder, training
+from hf_fma import checkpoints, run_folder, trainer, training
+from hf_fma.arguments import parse_arguments
 from hf_fma.audio import load_audio
 from hf_fma.geometry import SAMPLING_RATE
-from hf_fma.training import parse_arguments, resolve_checkpoint, run_training
+from hf_fma.checkpoints import resolve_checkpoint
+from hf_fma.train import run_training
 
 from .conftest import REPO_ROOT
 from .test_checkpoints import _InterruptAtStep
@@ -168,7 +170,7 @@ def test_a_disk_too_full_for_the_next_checkpoint_is_named_before_it_is_written(d
         first = tmp_path / "checkpoint-4"
         return DiskUsage(disk.total, disk.used, checkpoint_size(first) // 2 if first.exists() else disk.free)
 
-    monkeypatch.setattr(checkpoints.shutil, "disk_usage", half_a_checkpoint_free_after_the_first)
+    monkeypatch.setattr(trainer.shutil, "disk_usage", half_a_checkpoint_free_after_the_first)
     with pytest.raises(checkpoints.CheckpointDiskFullError) as error:
         train(demo_dir, tmp_path)
     first_size = checkpoint_size(tmp_path / "checkpoint-4")

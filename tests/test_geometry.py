@@ -26,7 +26,8 @@ from hf_fma.geometry import (
     run_crop_seconds,
     seconds_to_samples,
 )
-from hf_fma.training import parse_arguments, run_training
+from hf_fma.arguments import parse_arguments
+from hf_fma.train import run_training
 
 
 @pytest.mark.parametrize(

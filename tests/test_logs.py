@@ -58,10 +58,12 @@ def test_each_datasets_log_line_is_printed_once(demo_dir, tmp_path):
     result = run_python(
         """
         import sys
-        from hf_fma.training import load_splits, parse_arguments, setup_logging
+        from hf_fma.arguments import parse_arguments
+        from hf_fma.data import load_splits
+        from hf_fma.train import setup_logging
         model_args, data_args, training_args = parse_arguments(sys.argv[1:])
         setup_logging(training_args)
-        load_splits(data_args)
+        load_splits(data_args.dataset_config_name, data_dir=data_args.data_dir, num_proc=data_args.preprocessing_num_workers)
         """,
         "--config", AST_DEMO, "--data_dir", demo_dir, "--output_dir", tmp_path,
     )  # fmt: skip
@@ -85,7 +87,8 @@ def test_weight_loading_warnings_show_even_when_only_errors_are_asked_for(tmp_pa
         """
         import sys
         from transformers import AutoModelForAudioClassification
-        from hf_fma.training import parse_arguments, setup_logging
+        from hf_fma.arguments import parse_arguments
+        from hf_fma.train import setup_logging
         setup_logging(parse_arguments(["--output_dir", sys.argv[1], "--log_level", "error"])[2])
         AutoModelForAudioClassification.from_pretrained(sys.argv[2])
         """,

@@ -23,6 +23,7 @@ from transformers import ASTFeatureExtractor, pipeline
 import hf_fma.predict as predict_module
 import hf_fma.track_windows as track_windows_module
 from hf_fma import cli
+from hf_fma.arguments import DataArguments, ModelArguments
 from hf_fma.geometry import extractor_crop_samples, extractor_crop_seconds
 from hf_fma.transforms import AudioCropTransform
 from hf_fma.metadata import SMALL_GENRES
@@ -34,7 +35,7 @@ from hf_fma.models.loading import load_classifier
 from hf_fma.predict import main, predict_files
 from hf_fma.prediction_output import write_predictions
 from hf_fma.track_windows import MIN_DURATION, window_starts
-from hf_fma.training import DataArguments, ModelArguments, build_classifier, build_feature_extractor
+from hf_fma.training import build_classifier, build_feature_extractor
 
 FFMPEG = shutil.which("ffmpeg")
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="the ffmpeg binary is not installed")

@@ -3,7 +3,7 @@
 import huggingface_hub
 import pytest
 
-from hf_fma import recipe
+from hf_fma import train
 
 from .conftest import REPO_ROOT
 
@@ -20,7 +20,7 @@ def fake_training(monkeypatch):
         return {"test_track_accuracy": 0.5, "test_track_macro_f1": 0.4, "test_tracks": 16, "test_crops": 3,
                 "test_clip_accuracy": 0.5, "validation_track_accuracy": 0.6}  # fmt: skip
 
-    monkeypatch.setattr(recipe, "run_training", run_training)
+    monkeypatch.setattr(train, "run_training", run_training)
     return calls
 
 
@@ -34,7 +34,7 @@ def test_push_to_hub_without_a_token_fails_before_training(fake_training, online
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr("hf_fma.hub_checks.get_token", lambda: None)
     argv = ["--config", AST_DEMO, "--output_dir", str(tmp_path / "run"), "--push_to_hub"]
-    assert recipe.train_main(argv, "ast") == 2
+    assert train.train_main(argv, "ast") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no Hugging Face token" in err and "hf auth login" in err  # no traceback
     assert fake_training == []
@@ -44,18 +44,18 @@ def test_push_to_hub_without_a_token_fails_before_training(fake_training, online
 def test_push_to_hub_that_cannot_happen_fails_before_training(hub_model_id, fix, fake_training, tmp_path, capsys):
     argv = ["--config", AST_DEMO, "--output_dir", str(tmp_path / "run"), "--push_to_hub", "--hub_model_id", hub_model_id,
             "--hub_token", "hf_test"]  # fmt: skip
-    assert recipe.train_main(argv, "ast") == 2  # conftest's HF_HUB_OFFLINE=1 stops the valid id
+    assert train.train_main(argv, "ast") == 2  # conftest's HF_HUB_OFFLINE=1 stops the valid id
     assert fix in capsys.readouterr().err
     assert fake_training == []
 
 
 def test_push_to_hub_publishes_the_finished_run_with_hf_fma_not_trainer(fake_training, online, monkeypatch, tmp_path, capsys):
     pushed = []
-    monkeypatch.setattr(recipe, "push_run", lambda run_dir, repo_id, token, private: pushed.append((run_dir, repo_id, token, private)))
+    monkeypatch.setattr(train, "push_run", lambda run_dir, repo_id, token, private: pushed.append((run_dir, repo_id, token, private)))
     output_dir = str(tmp_path / "run")
     argv = ["--config", AST_DEMO, "--output_dir", output_dir, "--push_to_hub", "--hub_model_id", "me/ast-demo",
             "--hub_token", "hf_test", "--hub_private_repo", "true"]  # fmt: skip
-    assert recipe.train_main(argv, "ast") == 0
+    assert train.train_main(argv, "ast") == 0
     # Trainer itself must not push (every checkpoint, with its generic card): the recipe does, once.
     assert fake_training[0].push_to_hub is False
     assert pushed == [(output_dir, "me/ast-demo", "hf_test", True)]

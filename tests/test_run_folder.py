@@ -16,7 +16,8 @@ import pytest
 from huggingface_hub import ModelCard
 from transformers import TrainerCallback
 
-from hf_fma import run_folder, training
+from hf_fma import run_folder, train, training
+from hf_fma.arguments import parse_arguments, resolved_config
 from hf_fma.cards import model_card
 from hf_fma.evaluate_run import evaluate_main
 from hf_fma.hub import prepare_model_repo
@@ -44,7 +45,7 @@ def test_training_into_a_finished_run_stops_before_reading_data_and_changes_no_f
     loaded = []
     monkeypatch.setattr(training, "load_splits", lambda data_args: loaded.append(data_args))
     with pytest.raises(FileExistsError) as error:
-        training.run_training(*training.parse_arguments(cnn_argv(demo_dir, run_dir, "--learning_rate", "1e-2"),
+        train.run_training(*parse_arguments(cnn_argv(demo_dir, run_dir, "--learning_rate", "1e-2"),
                                                         defaults={"model_family": "cnn"}))  # fmt: skip
     message = str(error.value)
     assert str(run_dir) in message and "--overwrite_output_dir" in message and "--resume_from_checkpoint last" in message
@@ -64,7 +65,7 @@ def test_a_replacing_run_killed_during_training_leaves_the_previous_run_whole(cn
     finished.pop(run_folder.LOCK_NAME)
     argv = cnn_argv(demo_dir, run_dir, "--overwrite_output_dir", "true", "--learning_rate", "1e-2")
     with pytest.raises(KeyboardInterrupt):
-        training.run_training(*training.parse_arguments(argv, defaults={"model_family": "cnn"}),
+        train.run_training(*parse_arguments(argv, defaults={"model_family": "cnn"}),
                               callbacks=[_InterruptAtFirstCheckpoint()])  # fmt: skip
     # The old model, config, results and evaluations untouched, its checkpoints whole, set aside until the
     # new run is finished; beside them only the new run's first checkpoint and the lock file.
@@ -166,15 +167,15 @@ def test_a_folder_with_checkpoints_only_is_refused_too(cnn_run, demo_dir, tmp_pa
     run_dir = tmp_path / "run"
     shutil.copytree(next(cnn_run[0].glob("checkpoint-*")), run_dir / "checkpoint-3")
     with pytest.raises(FileExistsError, match="checkpoint-3"):
-        training.run_training(*training.parse_arguments(cnn_argv(demo_dir, run_dir), defaults={"model_family": "cnn"}))
+        train.run_training(*parse_arguments(cnn_argv(demo_dir, run_dir), defaults={"model_family": "cnn"}))
 
 
 def test_overwrite_output_dir_is_not_recorded_in_the_run_config(demo_dir, tmp_path):
     # A rerun from run_config.yaml must stop at a finished run again, not replace it.
-    arguments = training.parse_arguments(cnn_argv(demo_dir, tmp_path, "--overwrite_output_dir", "true"),
+    arguments = parse_arguments(cnn_argv(demo_dir, tmp_path, "--overwrite_output_dir", "true"),
                                          defaults={"model_family": "cnn"})  # fmt: skip
     assert arguments[2].overwrite_output_dir is True
-    assert "overwrite_output_dir" not in training.resolved_config(*arguments)
+    assert "overwrite_output_dir" not in resolved_config(*arguments)
 
 
 # ----------------------------------------------------------------------------------------------------

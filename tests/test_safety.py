@@ -14,7 +14,7 @@ from pathlib import Path
 import huggingface_hub
 import pytest
 
-from hf_fma import predict, recipe
+from hf_fma import predict, train
 from hf_fma.evaluate_run import evaluate_main
 from hf_fma.models.loading import load_classifier
 
@@ -55,12 +55,12 @@ def test_push_to_hub_still_gets_the_token_and_a_token_free_checkpoint_still_resu
     def push_run(output_dir, repo_id, token, private):  # in place of the upload: no network
         pushed.append((repo_id, token, files_holding(run_dir, FAKE_TOKEN)))
 
-    monkeypatch.setattr(recipe, "push_run", push_run)
+    monkeypatch.setattr(train, "push_run", push_run)
     # Out of conftest's offline mode, which the recipe's checks before training refuse: nothing is sent.
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     argv = cnn_argv(demo_dir, run_dir, "--resume_from_checkpoint", "last", "--push_to_hub", "--hub_token", FAKE_TOKEN,
                     "--hub_model_id", "me/cnn-demo")  # fmt: skip
-    assert recipe.train_main(argv, "cnn") == 0
+    assert train.train_main(argv, "cnn") == 0
     # the push got the token, and at that moment no file of the run held it
     assert pushed == [("me/cnn-demo", FAKE_TOKEN, [])]
     state = json.loads((run_dir / "trainer_state.json").read_text())
@@ -80,13 +80,13 @@ def test_a_saved_login_token_reaches_the_push_and_no_file_or_log(cnn_run, demo_d
     def push_run(output_dir, repo_id, token, private):  # in place of the upload: no network
         pushed.append((repo_id, token, files_holding(run_dir, FAKE_TOKEN)))
 
-    monkeypatch.setattr(recipe, "push_run", push_run)
+    monkeypatch.setattr(train, "push_run", push_run)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     saved_login.parent.mkdir(parents=True, exist_ok=True)
     saved_login.write_text(FAKE_TOKEN)
     try:
         argv = cnn_argv(demo_dir, run_dir, "--resume_from_checkpoint", "last", "--push_to_hub", "--hub_model_id", "me/cnn")
-        assert recipe.train_main(argv, "cnn") == 0
+        assert train.train_main(argv, "cnn") == 0
     finally:
         saved_login.unlink()
     assert pushed == [("me/cnn", FAKE_TOKEN, [])]

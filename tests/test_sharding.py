@@ -18,7 +18,8 @@ import pytest
 
 from hf_fma import demo, load_fma, metadata
 from hf_fma import hf_fma as builder_module
-from hf_fma.training import load_splits, parse_arguments
+from hf_fma.arguments import parse_arguments
+from hf_fma.data import load_splits
 
 from .conftest import REPO_ROOT
 
@@ -82,7 +83,7 @@ def test_preprocessing_num_workers_prepares_the_dataset_in_that_many_processes(d
     ])  # fmt: skip
     with warnings.catch_warnings():  # the demo's bad tracks
         warnings.filterwarnings("ignore", message=".*left out", category=UserWarning)
-        load_splits(data_args)
+        load_splits(data_args.dataset_config_name, data_dir=data_args.data_dir, num_proc=data_args.preprocessing_num_workers)
     processes_of = {}
     for line in probes.read_text(encoding="utf-8").splitlines():
         pid, track_id = map(int, line.split())

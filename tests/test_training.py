@@ -20,17 +20,11 @@ from datasets import Audio, ClassLabel, Dataset
 from transformers import TrainerCallback, pipeline
 
 from hf_fma import cli, plots
-from hf_fma.checkpoints import FmaTrainer
-from hf_fma.data import load_fma
-from hf_fma.training import (
-    RUN_CONFIG_NAME,
-    FmaTrainingArguments,
-    balanced_sample,
-    check_arguments,
-    parse_arguments,
-    resolved_config,
-    run_training,
-)
+from hf_fma.arguments import FmaTrainingArguments, check_arguments, parse_arguments, resolved_config
+from hf_fma.data import balanced_sample, load_fma
+from hf_fma.run_folder import RUN_CONFIG_NAME
+from hf_fma.train import run_training
+from hf_fma.trainer import FmaTrainer
 
 from .conftest import REPO_ROOT
 from .test_checkpoints import assert_same_weights
