@@ -31,17 +31,18 @@ REFERENCE_ROWS = {
     ("ViT", "GTZAN", 78.0, None),  # no FMA config can run GTZAN
 }
 
-# What each config must train, read off the rows: model family and preset, hf_fma dataset config, MFCC
-# (count, delta order) or log-mel (0, 0), crop seconds, and training segments per track (0: a random crop).
+# What each config must train, read off the rows: model family and preset, hf_fma dataset config, pooling
+# (frequency, time) of the 128-bin log-mel, MFCC (count, delta order) or log-mel (0, 0), crop seconds, and
+# training segments per track (0: a random crop).
 CONFIG_SET_UPS = {
-    "ast_study_small": ("ast", "study-scratch", "small", 0, 0, 5.0, 0),
-    "cnn_study_small": ("cnn", "study", "small", 0, 0, 5.0, 0),
-    "ast_study_mini": ("ast", "study-scratch", "mini", 0, 0, 5.0, 0),
-    "cnn_study_mini": ("cnn", "study", "mini", 0, 0, 5.0, 0),
-    "lstm_mfcc_small": ("lstm", "study", "small", 13, 0, 5.0, 6),
-    "cnn_mfcc_small": ("cnn", "study", "small", 13, 0, 5.0, 6),
+    "ast_study_small": ("ast", "study-scratch", "small", (4, 4), 0, 0, 5.0, 0),  # "downscaled by 4"
+    "cnn_study_small": ("cnn", "study", "small", (4, 4), 0, 0, 5.0, 0),
+    "ast_study_mini": ("ast", "study-scratch", "mini", (4, 4), 0, 0, 5.0, 0),
+    "cnn_study_mini": ("cnn", "study", "mini", (4, 4), 0, 0, 5.0, 0),
+    "lstm_mfcc_small": ("lstm", "study", "small", (1, 2), 13, 0, 5.0, 6),
+    "cnn_mfcc_small": ("cnn", "study", "small", (1, 2), 13, 0, 5.0, 6),
     # AST's 16 x 16 patches need 16 values per frame: 13 MFCC + deltas + delta-deltas.
-    "ast_mfcc_small": ("ast", "study-scratch", "small", 13, 2, 5.0, 6),
+    "ast_mfcc_small": ("ast", "study-scratch", "small", (1, 2), 13, 2, 5.0, 6),
 }
 
 
@@ -65,9 +66,9 @@ def test_each_study_config_parses_to_the_set_up_of_its_row(name):
     model_args, data_args, training_args = parse_arguments(["--config", str(config_file(name))])
     parsed = (
         model_args.model_family, model_args.model_name_or_path, data_args.dataset_config_name,
-        model_args.num_mfcc, model_args.mfcc_delta_order, data_args.crop_seconds, data_args.train_segments,
+        (model_args.frequency_downscale, model_args.time_downscale), model_args.num_mfcc, model_args.mfcc_delta_order, data_args.crop_seconds, data_args.train_segments,
     )  # fmt: skip
-    assert parsed == CONFIG_SET_UPS[name]
+    assert parsed == CONFIG_SET_UPS[name] and model_args.num_mel_bins == 128
     assert data_args.eval_crops == 6 and data_args.max_train_samples is None  # six crops per track, all tracks
     assert training_args.per_device_train_batch_size == 64 and training_args.learning_rate == 1e-3  # the study's
     # What a run of it records is what `--published` matches it on.
