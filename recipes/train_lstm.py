@@ -11,7 +11,7 @@ The offline demo on CPU (`hf-fma make-demo demo_data` first):
 The references' RNN-LSTM on 13 MFCC of 5 s crops of fma_small (the archives in data/fma), one GPU:
 
     accelerate launch --config_file hf_fma/configs/accelerate/gpu_bf16.yaml recipes/train_lstm.py \\
-        --config hf_fma/configs/lstm_study_small.yaml --data_dir data/fma
+        --config hf_fma/configs/lstm_mfcc_small.yaml --data_dir data/fma
 
 Any argument of the config file can be overridden on the command line (`--num_mfcc 20 --mfcc_delta_order 2`);
 resume with `--resume_from_checkpoint last`. All arguments: `python recipes/train_lstm.py --help`.
