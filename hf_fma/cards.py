@@ -8,7 +8,7 @@ package as hf_fma/model_cards, a link to it; `render_template` serves the datase
 
 Training writes the run folder's README.md (`write_run_card`), `hf-fma evaluate` and `hf-fma push` write it
 again, and `hf-fma push` renders these into the repositories it publishes. A card is filled from what the run left
-in its folder (see hf_fma.run_folder.Run): the dataset config and its splits, the features and their
+in its folder (see hf_fma.runs.Run): the dataset config and its splits, the features and their
 normalisation, the hyper-parameters, the clip- and track-level test metrics of `evaluation_test.json`,
 training time and hardware. Its metadata is a `ModelCardData` (`model-index` results, `datasets`,
 `metrics`, `license`, `pipeline_tag: audio-classification`), so the Hub indexes the results.
@@ -29,12 +29,12 @@ from hf_fma.run_folder import (
     LEARNING_CURVES_NAME,
     RUN_CONFIG_NAME,
     TRAINER_STATE_NAME,
-    Run,
     confusion_matrix_name,
     evaluation_json_name,
     read_json,
     write_text_atomic,
 )
+from hf_fma.runs import Run
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "model_cards"
 MODEL_CARD_TEMPLATES = {"AST": "ast_model_card.md", "CNN": "cnn_model_card.md", "LSTM": "lstm_model_card.md"}

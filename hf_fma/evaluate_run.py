@@ -6,7 +6,7 @@ It scores the model at clip level (every crop on its own) and track level (the l
 spaced crops averaged per track, hf_fma.evaluation), and writes `evaluation_{config}_{split}.json`, `.md` and
 `confusion_matrix_{config}_{split}.png`, named by dataset config and split so that they never replace the
 run's own training-time `evaluation_{split}.json` (cards and `hf-fma push` report the file of the run's own
-config, see `hf_fma.run_folder.Run.evaluation`). Into a run folder, it then rewrites the run's model card.
+config, see `hf_fma.runs.Run.evaluation`). Into a run folder, it then rewrites the run's model card.
 Code a Hub repository (or folder) carries in `auto_map` runs only with `--trust_remote_code` (see
 `hf_fma.models.loading.load_classifier`).
 """

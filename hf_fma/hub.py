@@ -55,10 +55,10 @@ from hf_fma.run_folder import (
     LEARNING_CURVES_NAME,
     RUN_CONFIG_NAME,
     TRAINER_STATE_NAME,
-    Run,
     confusion_matrix_name,
     read_json,
 )
+from hf_fma.runs import Run
 
 REQUIRED_MODEL_FILES = ("config.json", "preprocessor_config.json")
 # Copied when present: the numbers behind the card and what repeats the run.

@@ -74,7 +74,7 @@ PUBLISHED_RESULTS: tuple[PublishedResult, ...] = (
 
 
 class RunFolder(Protocol):
-    """What matching reads of a run folder (`hf_fma.run_folder.Run`)."""
+    """What matching reads of a run folder (`hf_fma.runs.Run`)."""
 
     path: Any
     run_config: dict[str, Any]

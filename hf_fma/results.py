@@ -3,7 +3,7 @@
     hf-fma table runs/ast-small-seed* runs/cnn-small-seed* --output_dir results
     hf-fma table runs/study                      # a folder of run folders works too
 
-`table` reads run folders written by the training recipes (hf_fma.run_folder.Run) and puts AST and CNN runs
+`table` reads run folders written by the training recipes (hf_fma.runs.Run) and puts AST and CNN runs
 side by side in the study's layout (model, features, dataset, training tracks, accuracy), with the mean and
 standard deviation over the runs that differ only in their seed: single runs on small data vary a lot.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 from hf_fma.argparsing import ArgumentParser
 # importing plots does not import matplotlib.
 from hf_fma.plots import metric_title
-from hf_fma.run_folder import Run, find_runs
+from hf_fma.runs import Run, find_runs
 
 DEFAULT_TABLE_METRIC = "test_track_accuracy"
 TABLE_JSON_NAME = "results.json"

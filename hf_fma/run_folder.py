@@ -24,11 +24,10 @@ any moment therefore leaves the previous finished run, the new finished run (wit
 without final test metrics that no tool takes for a finished run (the sample-size study resumes or
 retrains it).
 
-`Run` reads a finished run back from its files (`find_runs`: the runs of a study's folder).
+A finished run is read back from these files by `hf_fma.runs.Run`.
 
-This module is the lowest layer of the package's run handling: it needs only the standard library, PyYAML
-and hf_fma.geometry, so results, plots, cards, the Hub code, training and the recipes all read the same
-names.
+This module is the lowest layer of the package's run handling: it needs only the standard library, so
+results, plots, cards, the Hub code, training and the recipes all read the same names.
 """
 
 from __future__ import annotations
@@ -42,14 +41,9 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import yaml
-
-from hf_fma.geometry import extractor_crop_frames, run_crop_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +70,6 @@ REPLACED_PATTERNS = (
     "model*.safetensors", "model.safetensors.index.json", "*.py", "evaluation_*.json", "evaluation_*.md",
     "confusion_matrix*.png", LEARNING_CURVES_NAME,
 )  # fmt: skip
-# A saved config.json's model_type -> the family that cards and the results table name.
-MODEL_FAMILIES = {"audio-spectrogram-transformer": "AST", "fma_cnn": "CNN", "fma_lstm": "LSTM"}
 
 
 def evaluation_stem(split: str, dataset_config: str | None = None) -> str:
@@ -156,146 +148,6 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=2) + "\n")
-
-
-# ----------------------------------------------------------------------------------------------------
-# A finished run, as its files describe it
-# ----------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    """What a training run left in its folder (see hf_fma.training): the saved model's `config.json` and
-    `preprocessor_config.json`, the resolved arguments `run_config.yaml` and the metrics `all_results.json`."""
-
-    path: Path
-    model_config: dict[str, Any]
-    feature_config: dict[str, Any]
-    run_config: dict[str, Any]
-    results: dict[str, Any]
-
-    @classmethod
-    def load(cls, path: str | Path) -> Run:
-        path = Path(path)
-        files = {name: path / name for name in ("config.json", "preprocessor_config.json", ALL_RESULTS_NAME, RUN_CONFIG_NAME)}
-        missing = [name for name, file in files.items() if not file.is_file()]
-        if missing:
-            raise FileNotFoundError(
-                f"{path} is not a finished training run: it lacks {', '.join(missing)} "
-                "(written by recipes/train_ast.py and recipes/train_cnn.py at the end of training)"
-            )
-        run_config = yaml.safe_load(files[RUN_CONFIG_NAME].read_text(encoding="utf-8")) or {}
-        if not isinstance(run_config, dict):
-            raise ValueError(f"{files[RUN_CONFIG_NAME]} must hold a mapping of argument names to values")
-        return cls(
-            path=path,
-            model_config=read_json(files["config.json"]),
-            feature_config=read_json(files["preprocessor_config.json"]),
-            run_config=run_config,
-            results=read_json(files[ALL_RESULTS_NAME]),
-        )
-
-    @property
-    def family(self) -> str:
-        """"AST", "CNN" or "LSTM"."""
-        model_type = self.model_config.get("model_type")
-        if model_type not in MODEL_FAMILIES:
-            raise ValueError(
-                f"{self.path / 'config.json'}: model_type {model_type!r} is neither of {', '.join(MODEL_FAMILIES)}"
-            )
-        return MODEL_FAMILIES[model_type]
-
-    @property
-    def model_name(self) -> str:
-        """The recipe's preset or checkpoint, e.g. "study-scratch", "audioset" or "MIT/ast-..."."""
-        return str(self.run_config.get("model_name_or_path", "?"))
-
-    @property
-    def model(self) -> str:
-        """The table's model column: family and preset, e.g. "AST (study-scratch)"."""
-        return f"{self.family} ({self.model_name})"
-
-    @property
-    def dataset(self) -> str:
-        """The hf_fma config the run trained on: small, mini, medium, ..."""
-        return str(self.run_config.get("dataset_config_name", "?"))
-
-    @property
-    def input_shape(self) -> tuple[int, int]:
-        """(frames, values per frame) of the model's input, after any pooling or MFCC of the feature extractor:
-        mel bins, or MFCC with their deltas."""
-        frames = extractor_crop_frames(self.feature_config) // int(self.feature_config.get("time_downscale", 1))
-        mel_bins = int(self.feature_config["num_mel_bins"]) // int(self.feature_config.get("frequency_downscale", 1))
-        num_mfcc = int(self.feature_config.get("num_mfcc", 0))
-        if num_mfcc:
-            return frames, num_mfcc * (1 + int(self.feature_config.get("mfcc_delta_order", 0)))
-        return frames, mel_bins
-
-    @property
-    def crop_seconds(self) -> float:
-        return run_crop_seconds(self.run_config, self.feature_config)
-
-    @property
-    def features(self) -> str:
-        """The table's features column, e.g. "log-mel 32x125 (4x4 pooled), 5 s"."""
-        frames, mel_bins = self.input_shape
-        frequency = int(self.feature_config.get("frequency_downscale", 1))
-        time = int(self.feature_config.get("time_downscale", 1))
-        pooled = f" ({frequency}x{time} pooled)" if (frequency, time) != (1, 1) else ""
-        kind = "MFCC" if self.feature_config.get("num_mfcc") else "log-mel"
-        return f"{kind} {mel_bins}x{frames}{pooled}, {self.crop_seconds:g} s"
-
-    @property
-    def training_tracks(self) -> int | None:
-        """Tracks the model trained on: `train_samples` when the run recorded it, else `max_train_samples`."""
-        tracks = self.results.get("train_samples", self.run_config.get("max_train_samples"))
-        return None if tracks is None else int(tracks)
-
-    @property
-    def synthesized_demo(self) -> bool:
-        """Whether the run trained on `hf-fma make-demo`'s synthesized FMA, as training recorded from the
-        data itself (the demo archives' zip comment, or an export of them)."""
-        return bool(self.results.get("synthesized_demo_data", False))
-
-    @property
-    def seed(self) -> int | None:
-        return self.run_config.get("seed")
-
-    def metric(self, name: str) -> float:
-        if name not in self.results:
-            numeric = sorted(key for key, value in self.results.items() if isinstance(value, (int, float)))
-            raise KeyError(f"{self.path / ALL_RESULTS_NAME} has no metric {name!r}; it has: {', '.join(numeric)}")
-        return float(self.results[name])
-
-    def evaluation(self, split: str) -> dict[str, Any] | None:
-        """The clip- and track-level evaluation of a split of the run's dataset config: the run's own
-        `evaluation_{split}.json` when it was made on that config, else the one `hf-fma evaluate
-        --dataset_config_name` wrote (`evaluation_{config}_{split}.json`); None when neither exists. Each
-        file's recorded `dataset_config` decides (files without one are the run's own), so numbers of
-        another config are never reported as this one's."""
-        config = self.dataset
-        for path in (self.path / evaluation_json_name(split), self.path / evaluation_json_name(split, config)):
-            if path.is_file():
-                evaluation = read_json(path)
-                if evaluation.get("dataset_config", self.dataset) == config:
-                    return evaluation
-        return None
-
-
-def find_runs(paths: Iterable[str | Path]) -> list[Run]:
-    """Runs from run folders, or from folders whose sub-folders are runs (a study's output folder)."""
-    runs = []
-    for path in map(Path, paths):
-        if not path.is_dir():
-            raise FileNotFoundError(f"{path} is not a folder")
-        if (path / ALL_RESULTS_NAME).is_file():
-            runs.append(Run.load(path))
-            continue
-        children = sorted(child.parent for child in path.glob(f"*/{ALL_RESULTS_NAME}"))
-        if not children:
-            raise FileNotFoundError(f"{path} holds no run: neither it nor a sub-folder has {ALL_RESULTS_NAME}")
-        runs.extend(Run.load(child) for child in children)
-    return runs
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -454,9 +306,7 @@ __all__ = [
     "LEARNING_CURVES_NAME",
     "LOCK_NAME",
     "REPLACED_CHECKPOINTS_NAME",
-    "MODEL_FAMILIES",
     "RUN_CONFIG_NAME",
-    "Run",
     "RunFolderLockedError",
     "TRAINER_STATE_NAME",
     "check_output_dir",
@@ -465,7 +315,6 @@ __all__ = [
     "evaluation_json_name",
     "evaluation_markdown_name",
     "evaluation_stem",
-    "find_runs",
     "follow_umask",
     "is_complete_checkpoint",
     "is_finished",

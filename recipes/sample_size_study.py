@@ -38,7 +38,8 @@ from pathlib import Path
 from hf_fma.argparsing import run_command
 from hf_fma.arguments import parse_arguments
 from hf_fma.results import DEFAULT_TABLE_METRIC, format_results_table, results_table, write_results_table
-from hf_fma.run_folder import find_runs, is_finished, last_checkpoint, run_files
+from hf_fma.run_folder import is_finished, last_checkpoint, run_files
+from hf_fma.runs import find_runs
 from hf_fma.train import run_training, setup_logging
 
 STUDY_SIZES = (1000, 2000, 4000, 6400)

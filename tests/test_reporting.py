@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hf_fma import evaluate_run, plots, results, run_folder
+from hf_fma import evaluate_run, plots, results
+from hf_fma.runs import Run
 from hf_fma.evaluation import evaluation_markdown
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +101,7 @@ def test_table_errors_name_what_is_missing(study_runs, tmp_path, capsys):
     assert "holds no run" in capsys.readouterr().err
     (root / "AST-1000-0" / "run_config.yaml").unlink()
     with pytest.raises(FileNotFoundError, match="lacks run_config.yaml"):
-        run_folder.Run.load(root / "AST-1000-0")
+        Run.load(root / "AST-1000-0")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -220,7 +221,7 @@ def test_a_run_without_crop_seconds_reports_its_extractor_s_crop(tmp_path):
     run_config = yaml.safe_load((folder / "run_config.yaml").read_text())
     del run_config["crop_seconds"]
     (folder / "run_config.yaml").write_text(yaml.safe_dump(run_config))
-    assert run_folder.Run.load(folder).features == "log-mel 128x300, 3 s"
+    assert Run.load(folder).features == "log-mel 128x300, 3 s"
 
 
 def test_evaluate_errors_are_reported_before_loading(tmp_path, capsys):

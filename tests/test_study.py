@@ -8,7 +8,8 @@ import pytest
 import yaml
 from datasets import Audio
 
-from hf_fma import cli, published, results, run_folder
+from hf_fma import cli, published, results
+from hf_fma.runs import Run
 from hf_fma.arguments import parse_arguments, resolved_config
 from hf_fma.configs import config_file
 from hf_fma.data import load_fma
@@ -128,7 +129,7 @@ def test_each_mfcc_config_trains_six_segments_of_every_track_on_the_demo(mfcc_ru
     assert json.loads((folder / "trainer_state.json").read_text())["global_step"] == 2
     model_type, features = MFCC_RUNS[name]
     assert json.loads((folder / "config.json").read_text())["model_type"] == model_type
-    assert run_folder.Run.load(folder).features == features
+    assert Run.load(folder).features == features
     assert "test_track_accuracy" in json.loads((folder / "all_results.json").read_text())
 
 

@@ -323,7 +323,7 @@ def test_tiny_cnn_learns_the_demo_genres_under_accelerate(demo_dir, tmp_path):
 
 def test_tiny_lstm_learns_the_demo_genres_from_mfcc_and_ships_as_a_model_repository(demo_dir, tmp_path):
     from hf_fma.hub import prepare_model_repo
-    from hf_fma.run_folder import Run
+    from hf_fma.runs import Run
 
     output_dir = tmp_path / "lstm-demo"
     argv = ["--config", str(LSTM_DEMO), "--data_dir", str(demo_dir), "--output_dir", str(output_dir)]
