@@ -25,4 +25,4 @@ cat "$venv/lower-bounds.txt"
 # torch first, from its constraint: a bare `torch` requirement would otherwise pull a multi-GB CUDA build.
 "$venv/bin/python" -m pip install -q -c "$venv/lower-bounds.txt" torch
 "$venv/bin/python" -m pip install -q -c "$venv/lower-bounds.txt" "$repo[test]"
-"$venv/bin/python" -m pytest -q -x tests/test_install.py tests/test_dataset.py tests/test_training.py tests/test_hub.py tests/test_cli.py
+"$venv/bin/python" -m pytest -q -x tests/test_install.py tests/test_dataset.py tests/test_training.py tests/test_hub.py tests/test_cards.py tests/test_cli.py
