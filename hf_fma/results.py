@@ -2,6 +2,7 @@
 
     hf-fma table runs/ast-small-seed* runs/cnn-small-seed* --output_dir results
     hf-fma table runs/study                      # a folder of run folders works too
+    hf-fma table runs/ --published               # beside the study's published numbers (hf_fma.published)
 
 `table` reads run folders written by the training recipes (hf_fma.runs.Run) and puts AST and CNN runs
 side by side in the study's layout (model, features, dataset, training tracks, accuracy), with the mean and
@@ -21,6 +22,7 @@ from pathlib import Path
 from hf_fma.argparsing import ArgumentParser
 # importing plots does not import matplotlib.
 from hf_fma.plots import metric_title
+from hf_fma.published import published_markdown
 from hf_fma.runs import Run, find_runs
 
 DEFAULT_TABLE_METRIC = "test_track_accuracy"
@@ -41,6 +43,11 @@ class TableRow:
     values: list[float]
     seeds: list[int | None]
     runs: list[str]
+
+    @property
+    def percent(self) -> str:
+        """The metric in percent, "mean ± std" (the mean alone for one run)."""
+        return f"{100 * self.mean:.1f}" + (f" ± {100 * self.std:.1f}" if len(self.values) > 1 else "")
 
 
 def results_table(runs: Sequence[Run], metric: str = DEFAULT_TABLE_METRIC) -> list[TableRow]:
@@ -81,28 +88,29 @@ def results_table(runs: Sequence[Run], metric: str = DEFAULT_TABLE_METRIC) -> li
     )
 
 
-def format_results_table(rows: Sequence[TableRow], metric: str = DEFAULT_TABLE_METRIC) -> str:
-    """The table as Markdown; accuracy in percent, "mean ± std (n runs)"."""
+def format_results_table(rows: Sequence[TableRow], metric: str = DEFAULT_TABLE_METRIC, published: str = "") -> str:
+    """The table as Markdown; accuracy in percent, "mean ± std (n runs)"; then `published`, the published
+    rows beside ours (`hf_fma.published.published_markdown`), when given."""
     lines = [
         f"| Model | Features | Dataset | Training tracks | {metric_title(metric)} | Runs |",
         "| --- | --- | --- | ---: | ---: | ---: |",
     ]
     for row in rows:
-        value = f"{100 * row.mean:.1f}" + (f" ± {100 * row.std:.1f}" if len(row.values) > 1 else "")
         # No count recorded and no max_train_samples: the whole training split.
         tracks = f"{row.training_tracks:,}" if row.training_tracks is not None else "all"
-        lines.append(f"| {row.model} | {row.features} | {row.dataset} | {tracks} | {value} | {len(row.values)} |")
-    return "\n".join(lines) + "\n"
+        lines.append(f"| {row.model} | {row.features} | {row.dataset} | {tracks} | {row.percent} | {len(row.values)} |")
+    return "\n".join(lines) + "\n" + (f"\n{published}" if published else "")
 
 
 def write_results_table(
-    rows: Sequence[TableRow], output_dir: str | Path, metric: str = DEFAULT_TABLE_METRIC
+    rows: Sequence[TableRow], output_dir: str | Path, metric: str = DEFAULT_TABLE_METRIC, published: str = ""
 ) -> tuple[Path, Path]:
-    """Write `results.md` and `results.json` (the rows, read by `hf-fma plot sizes`) into output_dir."""
+    """Write `results.md` (with `published`, see format_results_table) and `results.json` (the rows, read
+    by `hf-fma plot sizes`) into output_dir."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     markdown = output_dir / TABLE_MARKDOWN_NAME
-    markdown.write_text(format_results_table(rows, metric), encoding="utf-8")
+    markdown.write_text(format_results_table(rows, metric, published), encoding="utf-8")
     table_json = output_dir / TABLE_JSON_NAME
     table_json.write_text(json.dumps({"metric": metric, "rows": [asdict(row) for row in rows]}, indent=2), encoding="utf-8")
     return markdown, table_json
@@ -125,15 +133,22 @@ def table_main(argv: list[str] | None = None) -> int:
         help=f"key of all_results.json to report (default: {DEFAULT_TABLE_METRIC}; e.g. test_clip_accuracy, test_track_macro_f1)",
     )
     parser.add_argument("--output_dir", help="also write results.md and results.json (for `hf-fma plot sizes`) here")
+    parser.add_argument(
+        "--published",
+        action="store_true",
+        help="also print the study's published results, labelled with their source, beside the runs that repeat them",
+    )
     args = parser.parse_args(argv)
     try:
-        rows = results_table(find_runs(args.run_dirs), args.metric)
+        runs = find_runs(args.run_dirs)
+        rows = results_table(runs, args.metric)
+        published = published_markdown(rows, runs, args.metric, metric_title(args.metric)) if args.published else ""
     except (FileNotFoundError, ValueError, KeyError) as error:
         print(f"hf-fma table: {_message(error)}", file=sys.stderr)
         return 2
-    print(format_results_table(rows, args.metric), end="")
+    print(format_results_table(rows, args.metric, published), end="")
     if args.output_dir:
-        for path in write_results_table(rows, args.output_dir, args.metric):
+        for path in write_results_table(rows, args.output_dir, args.metric, published):
             print(path)
     return 0
 

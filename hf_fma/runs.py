@@ -100,7 +100,10 @@ class Run:
         time = int(self.feature_config.get("time_downscale", 1))
         pooled = f" ({frequency}x{time} pooled)" if (frequency, time) != (1, 1) else ""
         kind = "MFCC" if self.feature_config.get("num_mfcc") else "log-mel"
-        return f"{kind} {mel_bins}x{frames}{pooled}, {self.crop_seconds:g} s"
+        # Each training track's evenly spaced segments as examples: another protocol, so another row.
+        segments = int(self.run_config.get("train_segments") or 0)
+        per_track = f" x {segments} per track" if segments else ""
+        return f"{kind} {mel_bins}x{frames}{pooled}, {self.crop_seconds:g} s{per_track}"
 
     @property
     def training_tracks(self) -> int | None:
