@@ -1,5 +1,5 @@
-"""The study's comparison: a shipped config for each row hf-fma can run, the published numbers (as issue 20
-and FMA.md's "Reference numbers" give them) and `hf-fma table --published` printing them beside our runs.
+"""The study's comparison: a shipped config for each row hf-fma can run, the published numbers (as the study
+and its reference paper report them) and `hf-fma table --published` printing them beside our runs.
 """
 
 import json
