@@ -283,3 +283,22 @@ def test_results_table_keeps_multi_label_runs_apart_with_their_map(multi_label_r
     assert "Accuracy (test, track level)" in single_part and "mAP" not in single_part
     assert "mAP (test, track level)" in multi_part and "Accuracy" not in multi_part
     assert f"| {100 * test['track']['mean_average_precision']:.1f} | 1 |" in multi_part
+
+
+def test_pushing_a_multi_label_run_publishes_its_map(multi_label_run, in_memory_hub, tmp_path):
+    import shutil
+
+    from huggingface_hub import ModelCard
+
+    from hf_fma import hub
+
+    folder, test = multi_label_run
+    run_dir = shutil.copytree(folder, tmp_path / "run")
+    hub.push_run(run_dir, "me/cnn-fma-multi-label", token="hf_test_token")
+    files = in_memory_hub.repositories["model", "me/cnn-fma-multi-label"]
+    published = ModelCard(files["README.md"].decode())
+    [track_map] = [result for result in published.data.eval_results
+                   if result.metric_type == "map" and "track level" in result.metric_name]
+    assert track_map.metric_value == pytest.approx(test["track"]["mean_average_precision"], abs=1e-4)
+    assert json.loads(files["config.json"])["multi_label_threshold"] == test["track"]["threshold"]
+    assert not any(name.startswith("confusion_matrix") for name in files)
