@@ -34,7 +34,7 @@ MULTI_LABEL_FLAT_NAMES = {
 # evaluate_model's "threshold_source" -> what the report says of the threshold.
 THRESHOLD_SOURCES = {
     "given": "given for this evaluation",
-    "model": "the model's saved `multi_label_threshold`, chosen on the validation split",
+    "model": "the model's saved `multi_label_threshold`, which training chooses on the validation split",
     "chosen": "chosen on this split for the best track-level micro-F1",
 }
 
@@ -126,7 +126,7 @@ def multi_label_markdown(evaluation: Mapping[str, Any], introduction: str, headi
         f"A genre is predicted when its score is at least {track['threshold']:.4f} "
         f"({THRESHOLD_SOURCES[evaluation['threshold_source']]}); F1 is at that threshold, mAP and ROC-AUC "
         f"need none. {100 * track['hierarchy_violation_rate']:.1f}% of the sub-genres predicted at track level "
-        "miss a parent genre of the model's.",
+        "come without a parent genre that the model scores too.",
         "",
         f"{heading} Average precision per genre (track level)",
         "",
