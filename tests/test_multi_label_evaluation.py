@@ -208,6 +208,7 @@ def test_hierarchy_consistent_never_predicts_a_sub_genre_without_its_parent(extr
     # A single-label model has no hierarchy to keep: refused in one line, exit 2.
     single = build_cnn("tiny", extractor, GENRES)
     single_folder = saved(single, extractor, tmp_path / "single")
+    capsys.readouterr()  # saving's progress bar
     assert predict_main([str(single_folder), str(MP3), "--hierarchy_consistent"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "--hierarchy_consistent applies to multi-label models" in error
@@ -302,3 +303,11 @@ def test_pushing_a_multi_label_run_publishes_its_map(multi_label_run, in_memory_
     assert track_map.metric_value == pytest.approx(test["track"]["mean_average_precision"], abs=1e-4)
     assert json.loads(files["config.json"])["multi_label_threshold"] == test["track"]["threshold"]
     assert not any(name.startswith("confusion_matrix") for name in files)
+
+
+def test_predict_refuses_a_multi_label_model_without_a_saved_threshold(extractor, parents, tmp_path, capsys):
+    folder = saved(multi_label_cnn(extractor, parents, threshold=None), extractor, tmp_path / "model")
+    capsys.readouterr()  # saving's progress bar
+    assert predict_main([str(folder), str(MP3)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "no multi_label_threshold" in error
