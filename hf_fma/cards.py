@@ -11,7 +11,9 @@ again, and `hf-fma push` renders these into the repositories it publishes. A car
 in its folder (see hf_fma.runs.Run): the dataset config and its splits, the features and their
 normalisation, the hyper-parameters, the clip- and track-level test metrics of `evaluation_test.json`,
 training time and hardware. Its metadata is a `ModelCardData` (`model-index` results, `datasets`,
-`metrics`, `license`, `pipeline_tag: audio-classification`), so the Hub indexes the results.
+`metrics`, `license`, `pipeline_tag: audio-classification`), so the Hub indexes the results. A multi-label
+run's card (hf_fma.multi_label) says so, with its number of genres, and indexes mAP and micro-F1 at its saved
+threshold instead of accuracy.
 """
 
 from __future__ import annotations
@@ -198,28 +200,41 @@ def require_test_evaluation(run: Run) -> dict[str, Any]:
     return evaluation
 
 
+def _is_multi_label(evaluation: Mapping[str, Any]) -> bool:
+    return evaluation.get("task") == "multi_label"
+
+
 def _eval_results(run: Run, evaluation: Mapping[str, Any], dataset_id: str | None) -> list[EvalResult]:
-    """The model-index results: accuracy and macro-F1 at track and clip level on the test split."""
+    """The model-index results: accuracy and macro-F1 at track and clip level on the test split (a
+    multi-label run: mAP at both levels and micro-F1 at its threshold at track level)."""
     demo = run.synthesized_demo
     dataset_name = f"synthesized demo data in FMA {run.dataset}'s layout" if demo else f"FMA {run.dataset}"
 
-    def result(metric_type: str, value: float, level: str, label: str) -> EvalResult:
+    def result(metric_type: str, value: float, level: str, label: str, metric_args=None) -> EvalResult:
         return EvalResult(
             task_type="audio-classification",
-            task_name="Music genre classification",
+            task_name="Multi-label music genre classification" if _is_multi_label(evaluation) else "Music genre classification",
             dataset_type=dataset_id or (DEMO_DATASET_TYPE if demo else FMA_DATASET_TYPE),
             dataset_name=dataset_name,
             dataset_config=run.dataset,
             dataset_split="test",
             metric_type=metric_type,
             metric_value=round(value, 4),
-            metric_args={"average": "macro"} if metric_type == "f1" else None,
+            metric_args=metric_args or ({"average": "macro"} if metric_type == "f1" else None),
             metric_name=f"{label} ({level} level, {evaluation['n_crops']} crops of {evaluation['crop_seconds']:g} s)"
             if level == "track"
             else f"{label} ({level} level, {evaluation['crop_seconds']:g} s crops)",
         )
 
     track, clip = evaluation["track"], evaluation["clip"]
+    if _is_multi_label(evaluation):
+        # "map" and "f1" as the Hub's model-index names them; metric_args say how they are averaged.
+        macro, micro = {"average": "macro"}, {"average": "micro", "threshold": round(track["threshold"], 4)}
+        return [
+            result("map", track["mean_average_precision"], "track", "Test mAP", macro),
+            result("f1", track["micro_f1"], "track", "Test micro-F1", micro),
+            result("map", clip["mean_average_precision"], "clip", "Test mAP", macro),
+        ]
     return [
         result("accuracy", track["accuracy"], "track", "Test accuracy"),
         result("f1", track["macro_f1"], "track", "Test macro-F1"),
@@ -244,7 +259,7 @@ def _card_data(
         tags=["audio-classification", "music", "music-genre-classification", "fma", "hf-fma",
               {"AST": "audio-spectrogram-transformer", "CNN": "cnn", "LSTM": "lstm"}[run.family]],
         datasets=[dataset_id] if dataset_id else None,
-        metrics=["accuracy", "f1"],
+        metrics=["map", "f1", "roc_auc"] if _is_multi_label(evaluation) else ["accuracy", "f1"],
         base_model=base_model,
         model_name=model_name,
         eval_results=_eval_results(run, evaluation, dataset_id),
@@ -253,6 +268,12 @@ def _card_data(
 
 def _headline(evaluation: Mapping[str, Any]) -> list[dict[str, str]]:
     track, clip = evaluation["track"], evaluation["clip"]
+    if _is_multi_label(evaluation):
+        return [
+            {"name": "Test mAP, track level", "value": f"{track['mean_average_precision']:.3f}"},
+            {"name": "Test mAP, clip level", "value": f"{clip['mean_average_precision']:.3f}"},
+            {"name": f"Test micro-F1, track level (threshold {track['threshold']:.4f})", "value": f"{track['micro_f1']:.3f}"},
+        ]
     return [
         {"name": "Test accuracy, track level", "value": _percent(track["accuracy"])},
         {"name": "Test accuracy, clip level", "value": _percent(clip["accuracy"])},
@@ -350,6 +371,7 @@ def model_card(
         default_license=DEFAULT_LICENSE,
         reproduce=reproduce_commands(run, model_id, published=repo_id is not None),
         labels=evaluation["labels"],
+        multi_label=_is_multi_label(evaluation),
         preset=run.model_name,
         preset_description=preset_description,
         base_model=base_model,

@@ -9,6 +9,10 @@ run's own training-time `evaluation_{split}.json` (cards and `hf-fma push` repor
 config, see `hf_fma.runs.Run.evaluation`). Into a run folder, it then rewrites the run's model card.
 Code a Hub repository (or folder) carries in `auto_map` runs only with `--trust_remote_code` (see
 `hf_fma.models.loading.load_classifier`).
+
+A multi-label model is scored over its genres (mAP, ROC-AUC, F1; see hf_fma.multi_label_evaluation) at
+its saved `multi_label_threshold`, the one training chose on the validation split, which the report names;
+it has no confusion matrix to draw.
 """
 
 from __future__ import annotations
@@ -101,8 +105,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from hf_fma.data import balanced_sample, load_splits
     from hf_fma.evaluation import evaluate_model, evaluation_markdown, write_evaluation
     from hf_fma.models.loading import load_classifier
+    from hf_fma.multi_label import is_multi_label
 
     model, feature_extractor = load_classifier(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
+    plot = plot and not is_multi_label(model.config)  # genres are not exclusive: no confusion matrix
     split = load_splits(args.dataset_config_name, data_dir=args.data_dir)[args.split]
     if args.max_tracks is not None:
         split = balanced_sample(split, args.max_tracks, seed=args.seed)

@@ -8,6 +8,13 @@ track's split. Metrics come from the package's `evaluate` module
 recall and accuracy, and the confusion matrix. `evaluation_markdown` and `write_evaluation` report a
 result as Markdown and JSON (`evaluation_{config}_{split}.json` / `.md`, named as hf_fma.run_folder says).
 
+A multi-label model (`config.problem_type == "multi_label_classification"`, hf_fma.multi_label) is scored
+over its genres from each track's `genres` list: the sigmoid of the mean crop logits per track, by the
+`multi_label_genres` module (mAP, micro AP, ROC-AUC, per-genre AP, F1 at a threshold), plus the rate of
+predicted sub-genres without their parent genre (`config.genre_parents`). The threshold is the one given,
+else the model's saved `multi_label_threshold`, else the best micro-F1 threshold of the split scored (run
+that on validation only).
+
     >>> from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
     >>> from hf_fma import load_fma
     >>> from hf_fma.evaluation import evaluate_model
@@ -25,6 +32,7 @@ process returns the metrics of the whole split. Streamed splits (`IterableDatase
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +46,8 @@ from datasets.distributed import split_dataset_by_node
 from datasets.utils.tqdm import tqdm
 
 from hf_fma.geometry import extractor_crop_seconds
+from hf_fma.multi_label import GenreVocabulary, is_multi_label
+from hf_fma.multi_label_evaluation import MULTI_LABEL_FLAT_NAMES, multi_label_markdown, score_multi_label
 from hf_fma.run_folder import evaluation_json_name, evaluation_markdown_name, write_json_atomic, write_text_atomic
 from hf_fma.transforms import AudioCropTransform, FbankCollator, expand_crops
 
@@ -67,16 +77,45 @@ def labelled_tracks(dataset: datasets.Dataset | datasets.IterableDataset):
     return dataset.filter(_has_genre, input_columns="genre", batched=True)
 
 
+def _has_genre_of(genre_lists: list[list[str]], names: frozenset[str]) -> list[bool]:
+    return [any(genre in names for genre in genres) for genres in genre_lists]
+
+
+def tracks_with_genres_of(dataset: datasets.Dataset | datasets.IterableDataset, names: Sequence[str]):
+    """The tracks whose `genres` list holds at least one of `names` (a multi-label model's genres): the
+    others have nothing to be scored on."""
+    if "genres" not in (dataset.column_names or ()):
+        raise ValueError(
+            "a multi-label model is scored on each track's `genres` list, and the split has no `genres` column "
+            f"(its columns: {', '.join(dataset.column_names or ())})"
+        )
+    return dataset.filter(partial(_has_genre_of, names=frozenset(names)), input_columns="genres", batched=True)
+
+
+class _WithGenres:
+    """A crop transform whose rows keep the track's `genres` list, which the crop transforms drop."""
+
+    def __init__(self, transform: AudioCropTransform):
+        self.transform = transform
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        return {**self.transform(batch), "genres": batch["genres"]}
+
+
 class _TrackBatchCollator:
     """FbankCollator's batch plus the track id of every row, so crops group into tracks whatever order
-    the DataLoader workers deliver them in."""
+    the DataLoader workers deliver them in; with a `vocabulary`, `labels` are the rows' `genres` as
+    multi-hot vectors over it."""
 
-    def __init__(self, collator: FbankCollator):
+    def __init__(self, collator: FbankCollator, vocabulary: GenreVocabulary | None = None):
         self.collator = collator
+        self.vocabulary = vocabulary
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         batch = self.collator(rows)
         batch["track_id"] = torch.tensor([row["track_id"] for row in rows], dtype=torch.long)
+        if self.vocabulary is not None:
+            batch["labels"] = torch.from_numpy(self.vocabulary.multi_hot(row["genres"] for row in rows))
         return batch
 
 
@@ -104,16 +143,21 @@ def predict_crops(
     num_workers: int = 0,
     crop_seconds: float | None = None,
     progress: bool = False,
+    genre_names: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Logits of `n_crops` evenly spaced crops of every track of this process's share of the dataset:
-    {"track_id": (clips,), "label": (clips,) dataset genre indices, "logits": (clips, num_labels)}.
-    progress: a bar of the crops scored, on stderr."""
+    {"track_id": (clips,), "label": (clips,) dataset genre indices, "logits": (clips, num_labels)}; with
+    `genre_names` (a multi-label model's genres), "label" is (clips, genres), each row's `genres` list
+    multi-hot over them. progress: a bar of the crops scored, on stderr."""
     crop_seconds = extractor_crop_seconds(feature_extractor) if crop_seconds is None else crop_seconds
     crops = expand_crops(dataset, n_crops)
-    crops = with_crop_transform(
-        crops, AudioCropTransform(crop_seconds, "even", n_crops=n_crops, sampling_rate=feature_extractor.sampling_rate)
+    transform = AudioCropTransform(
+        crop_seconds, "even", n_crops=n_crops, sampling_rate=feature_extractor.sampling_rate,
+        label_column=None if genre_names else "genre",
     )
-    collator = _TrackBatchCollator(FbankCollator(feature_extractor))
+    crops = with_crop_transform(crops, _WithGenres(transform) if genre_names else transform)
+    vocabulary = GenreVocabulary(names=tuple(genre_names)) if genre_names else None
+    collator = _TrackBatchCollator(FbankCollator(feature_extractor), vocabulary)
     loader = torch.utils.data.DataLoader(crops, batch_size=batch_size, num_workers=num_workers, collate_fn=collator)
     device = next(model.parameters()).device
     was_training = model.training
@@ -129,9 +173,10 @@ def predict_crops(
             bar.update(len(batch["track_id"]))
     model.train(was_training)
     num_labels = model.config.num_labels
+    no_labels = np.zeros((0, num_labels), dtype=np.float32) if genre_names else np.zeros(0, dtype=np.int64)
     return {
         "track_id": np.concatenate(track_ids) if track_ids else np.zeros(0, dtype=np.int64),
-        "label": np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64),
+        "label": np.concatenate(labels) if labels else no_labels,
         "logits": np.concatenate(logits) if logits else np.zeros((0, num_labels), dtype=np.float32),
     }
 
@@ -163,6 +208,7 @@ def evaluate_model(
     num_workers: int = 0,
     crop_seconds: float | None = None,
     progress: bool = False,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """Clip- and track-level metrics of `model` on an FMA split (tracks without a genre are left out).
 
@@ -175,34 +221,51 @@ def evaluate_model(
     "num_clips", "clip": {...}, "track": {...}, "tracks": {"track_id", "label", "predicted"} lists}, each
     level holding accuracy, macro_f1, per_genre_precision, per_genre_recall, per_genre_accuracy and
     confusion_matrix (rows: true genre, columns: predicted genre; model label order).
+
+    A multi-label model returns {"task": "multi_label", "labels", "n_crops", "crop_seconds", "num_tracks",
+    "num_clips", "threshold_source", "clip": {...}, "track": {...}, "tracks": {"track_id", "genres",
+    "predicted"}}, each level holding the `multi_label_genres` metric's fields and
+    `hierarchy_violation_rate`, all at one threshold: `threshold`, else the model's
+    `multi_label_threshold`, else the one that maximises track-level micro-F1 on this split
+    ("threshold_source" says which).
     """
     if n_crops < 1:
         raise ValueError(f"n_crops must be >= 1, got {n_crops}")
     crop_seconds = extractor_crop_seconds(feature_extractor) if crop_seconds is None else crop_seconds
-    label_map = _label_map(dataset, model)
+    label_names = [model.config.id2label[index] for index in range(model.config.num_labels)]
+    multi_label = is_multi_label(model.config)
+    label_map = None if multi_label else _label_map(dataset, model)
     if isinstance(dataset.features["audio"], Audio) and dataset.features["audio"].decode:
         dataset = dataset.cast_column("audio", Audio(decode=False))  # the transform decodes only the crops
-    dataset = labelled_tracks(dataset)
+    dataset = tracks_with_genres_of(dataset, label_names) if multi_label else labelled_tracks(dataset)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         # Whole tracks per process: a track's crops are averaged where they were predicted.
         dataset = _process_share(dataset, torch.distributed.get_rank(), torch.distributed.get_world_size())
     crops = _gather(
-        predict_crops(model, feature_extractor, dataset, n_crops, batch_size, num_workers, crop_seconds, progress)
+        predict_crops(
+            model, feature_extractor, dataset, n_crops, batch_size, num_workers, crop_seconds, progress,
+            genre_names=label_names if multi_label else None,
+        )
     )
     if len(crops["label"]) == 0:
         raise ValueError("the split holds no track with a genre to evaluate on")
 
-    clip_labels = label_map[crops["label"]]
-    clip_predictions = crops["logits"].argmax(axis=-1)
     # Track level: the mean of each track's crop logits.
     track_ids, first_row, track_index = np.unique(crops["track_id"], return_index=True, return_inverse=True)
     track_logits = np.zeros((len(track_ids), crops["logits"].shape[1]), dtype=np.float64)
     np.add.at(track_logits, track_index, crops["logits"])
     track_logits /= np.bincount(track_index)[:, None]
+    geometry = {"labels": label_names, "n_crops": n_crops, "crop_seconds": crop_seconds, "num_tracks": len(track_ids)}
+    if multi_label:
+        return score_multi_label(
+            model.config, crops["logits"], crops["label"], track_ids, first_row, track_logits, threshold, geometry
+        )
+
+    clip_labels = label_map[crops["label"]]
+    clip_predictions = crops["logits"].argmax(axis=-1)
     track_labels = clip_labels[first_row]
     track_predictions = track_logits.argmax(axis=-1)
 
-    label_names = [model.config.id2label[index] for index in range(model.config.num_labels)]
     metric = load_genre_metric()
     levels = {}
     for level, predictions, references in (
@@ -213,10 +276,7 @@ def evaluate_model(
         scores.pop("label_names")
         levels[level] = scores
     return {
-        "labels": label_names,
-        "n_crops": n_crops,
-        "crop_seconds": crop_seconds,
-        "num_tracks": len(track_ids),
+        **geometry,
         "num_clips": len(clip_labels),
         **levels,
         "tracks": {
@@ -232,16 +292,42 @@ def evaluate_model(
 # ----------------------------------------------------------------------------------------------------
 
 
-def evaluation_markdown(evaluation: Mapping[str, Any], title: str | None = None, heading: str = "##") -> str:
-    """An `evaluate_model` result as Markdown: clip and track metrics, per-genre precision and recall, and
-    the track-level confusion matrix."""
-    labels = evaluation["labels"]
-    track, clip = evaluation["track"], evaluation["clip"]
-    lines = [f"{heading[:-1]} {title}", ""] if title else []
-    lines += [
+def flat_metrics(evaluation: Mapping[str, Any], prefix: str) -> dict[str, float]:
+    """The scalar metrics of an `evaluate_model` result: {prefix}_{clip,track}_{accuracy,macro_f1}, counts;
+    for a multi-label model {prefix}_{clip,track}_{map,micro_ap,...} (MULTI_LABEL_FLAT_NAMES) and
+    {prefix}_threshold."""
+    multi_label = evaluation.get("task") == "multi_label"
+    names = MULTI_LABEL_FLAT_NAMES if multi_label else {"accuracy": "accuracy", "macro_f1": "macro_f1"}
+    flat = {}
+    for level in ("clip", "track"):
+        for name, key in names.items():
+            flat[f"{prefix}_{level}_{name}"] = evaluation[level][key]
+    if multi_label:
+        flat[f"{prefix}_threshold"] = evaluation["track"]["threshold"]
+    flat[f"{prefix}_tracks"] = evaluation["num_tracks"]
+    flat[f"{prefix}_crops"] = evaluation["n_crops"]
+    return flat
+
+
+def _geometry_sentence(evaluation: Mapping[str, Any]) -> str:
+    return (
         f"{evaluation['num_tracks']} tracks, {evaluation['n_crops']} evenly spaced crops of "
         f"{evaluation['crop_seconds']:g} s per track. Clip level scores every crop on its own; track level "
-        "averages the logits of a track's crops.",
+        "averages the logits of a track's crops."
+    )
+
+
+def evaluation_markdown(evaluation: Mapping[str, Any], title: str | None = None, heading: str = "##") -> str:
+    """An `evaluate_model` result as Markdown: clip and track metrics, per-genre precision and recall, and
+    the track-level confusion matrix; for a multi-label model, mAP, ROC-AUC and F1 at its threshold, the
+    hierarchy violation rate and each genre's average precision."""
+    lines = [f"{heading[:-1]} {title}", ""] if title else []
+    if evaluation.get("task") == "multi_label":
+        return "\n".join(lines + multi_label_markdown(evaluation, _geometry_sentence(evaluation), heading)) + "\n"
+    labels = evaluation["labels"]
+    track, clip = evaluation["track"], evaluation["clip"]
+    lines += [
+        _geometry_sentence(evaluation),
         "",
         "| Level | Accuracy | Macro-F1 |",
         "| --- | ---: | ---: |",
@@ -290,9 +376,11 @@ __all__ = [
     "GENRE_METRIC_PATH",
     "evaluate_model",
     "evaluation_markdown",
+    "flat_metrics",
     "labelled_tracks",
     "load_genre_metric",
     "predict_crops",
+    "tracks_with_genres_of",
     "with_crop_transform",
     "write_evaluation",
 ]

@@ -122,17 +122,19 @@ def _public_run_config(run_config: dict[str, Any], train_command: str) -> str:
 
 
 def _draw_figures(run: Run, evaluation: dict[str, Any], out_dir: Path, title: str) -> dict[str, str]:
-    """Learning curves and the test confusion matrix into out_dir; none when matplotlib is missing."""
+    """Learning curves and the test confusion matrix (single-label models) into out_dir; none when matplotlib
+    is missing."""
     figures = {}
     try:
         if (run.path / TRAINER_STATE_NAME).is_file():
             plot_learning_curves(load_trainer_state(run.path), out_dir / LEARNING_CURVES_NAME, title=title)
             figures["learning_curves"] = LEARNING_CURVES_NAME
-        name = confusion_matrix_name("test")
-        plot_confusion_matrix(
-            evaluation["track"]["confusion_matrix"], evaluation["labels"], out_dir / name, title="test split, track level"
-        )
-        figures["confusion_matrix"] = name
+        if "confusion_matrix" in evaluation["track"]:  # a multi-label model's genres are not exclusive: none
+            name = confusion_matrix_name("test")
+            plot_confusion_matrix(
+                evaluation["track"]["confusion_matrix"], evaluation["labels"], out_dir / name, title="test split, track level"
+            )
+            figures["confusion_matrix"] = name
     except ImportError as error:  # matplotlib is the optional `plots` extra
         print(f"hf-fma push: the repository gets no plots: {error}", file=sys.stderr)
     return figures

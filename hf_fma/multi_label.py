@@ -22,6 +22,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# transformers' name for the task: its audio-classification pipeline applies a sigmoid to such a model's logits.
+MULTI_LABEL_PROBLEM_TYPE = "multi_label_classification"
+
+
+def is_multi_label(config) -> bool:
+    """Whether a model config (a `PretrainedConfig`) is of a multi-label model: one sigmoid score per genre."""
+    return getattr(config, "problem_type", None) == MULTI_LABEL_PROBLEM_TYPE
+
 
 @dataclass(frozen=True)
 class GenreVocabulary:

@@ -209,9 +209,12 @@ def metric_title(metric: str) -> str:
     parts = metric.split("_")
     split = parts[0] if parts[0] in ("test", "validation", "eval") else None
     level = next((part for part in parts if part in ("clip", "track")), None)
-    name = "macro-F1" if metric.endswith("macro_f1") else "accuracy" if metric.endswith("accuracy") else metric
+    titles = {"macro_f1": "Macro-F1", "accuracy": "Accuracy", "_map": "mAP"}
+    name = next((title for ending, title in titles.items() if metric.endswith(ending)), None)
+    if name is None:
+        return f"{metric[0].upper()}{metric[1:]}"
     details = ", ".join(filter(None, [split, f"{level} level" if level else None]))
-    return f"{name[0].upper()}{name[1:]}" + (f" ({details})" if details and name != metric else "")
+    return name + (f" ({details})" if details else "")
 
 
 def plot_accuracy_vs_tracks(rows: Iterable[Mapping], output: str | Path, metric: str = "test_track_accuracy") -> Path:

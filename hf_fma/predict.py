@@ -13,6 +13,12 @@ binary reads (MP3, WAV, FLAC, OGG, M4A, ...):
     >>> [result] = predict_files("runs/ast-small", ["song.mp3"], top_k=3)
     >>> result["predictions"]   # [{"label": "Rock", "score": 0.71}, ...], the pipeline's format
 
+A multi-label model (`problem_type` "multi_label_classification", hf_fma.multi_label) scores every genre
+on its own: the sigmoid of the windows' mean logits, as its evaluation scores a track, and `genres` lists
+those scoring at least its saved `multi_label_threshold` (chosen on the validation split).
+`--hierarchy_consistent` first raises each parent genre's score to its best sub-genre's (`make_consistent`
+over `config.genre_parents`), so no sub-genre is predicted without its parents.
+
 A whole track is classified from windows laid across it, each as long as the model's training crop (the
 feature extractor's `max_length` frames, 5.0 s for max_length=500): adjacent by default, `--hop` to overlap
 them, the last one aligned to the track's end; the windows' class probabilities are averaged. Windows of
@@ -53,6 +59,7 @@ from hf_fma.audio_files import find_audio_files
 from hf_fma.fbank import BatchedFbank
 from hf_fma.geometry import extractor_crop_samples, seconds_to_samples
 from hf_fma.models.loading import load_classifier
+from hf_fma.multi_label import ancestor_pairs, is_multi_label, make_consistent
 from hf_fma.prediction_output import OUTPUT_FORMATS, OutputFile, write_predictions
 from hf_fma.track_windows import FilePrediction, decoded_files
 from hf_fma.transforms import FbankCollator
@@ -60,20 +67,44 @@ from hf_fma.transforms import FbankCollator
 
 @dataclass
 class _Track:
-    """One file's progress: windows decoded and not yet scored, and the sum of their probabilities."""
+    """One file's progress: windows decoded and not yet scored, and the sum of their scores (probabilities;
+    a multi-label model's logits)."""
 
     result: FilePrediction
     pending: int = 0
     decoded: bool = False
-    probability_sum: torch.Tensor | None = None
+    score_sum: torch.Tensor | None = None
 
 
-def _probabilities(model: PreTrainedModel, logits: torch.Tensor) -> torch.Tensor:
-    """Scores as the audio-classification pipeline computes them: sigmoid for multi-label models, softmax
-    otherwise."""
-    if model.config.problem_type == "multi_label_classification":
-        return logits.sigmoid()
-    return logits.softmax(dim=-1)
+@dataclass(frozen=True)
+class GenreDecision:
+    """How a multi-label model's track scores become genres: those >= `threshold`, after raising each
+    ancestor to its descendants' best score for the (child, ancestor) column `pairs` (none: as scored)."""
+
+    threshold: float
+    pairs: tuple[tuple[int, int], ...] = ()
+
+
+def genre_decision(model: PreTrainedModel, hierarchy_consistent: bool = False) -> GenreDecision | None:
+    """The GenreDecision of a multi-label model (None for a single-label one, which has no threshold to
+    apply); ValueError when `hierarchy_consistent` asks for one of a single-label model, or the model saved
+    no threshold."""
+    config = model.config
+    if not is_multi_label(config):
+        if hierarchy_consistent:
+            raise ValueError(
+                "--hierarchy_consistent applies to multi-label models; this one is single-label (one genre per track)"
+            )
+        return None
+    threshold = getattr(config, "multi_label_threshold", None)
+    if threshold is None:
+        raise ValueError(
+            "the multi-label model's config.json has no multi_label_threshold (training sets it on the validation "
+            "split): set one to predict genres, or use its scores from `pipeline(\"audio-classification\")`"
+        )
+    labels = [config.id2label[index] for index in range(config.num_labels)]
+    pairs = ancestor_pairs(labels, getattr(config, "genre_parents", None) or {}) if hierarchy_consistent else []
+    return GenreDecision(float(threshold), tuple(pairs))
 
 
 class _BatchScorer:
@@ -83,8 +114,9 @@ class _BatchScorer:
     worker_features: the windows come as model inputs computed by the decoding workers, not waveforms."""
 
     def __init__(self, model: PreTrainedModel, collator: FbankCollator, worker_features: bool, top_k: int,
-                 batch_size: int):
+                 batch_size: int, decision: GenreDecision | None = None):
         self.model, self.collator, self.worker_features = model, collator, worker_features
+        self.decision = decision
         self.labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
         self.top_k, self.batch_size = min(top_k, len(self.labels)), batch_size
         self.queue: deque[_Track] = deque()  # tracks whose result is not yet out, in input order
@@ -102,7 +134,7 @@ class _BatchScorer:
         track.decoded = True
 
     def score(self) -> None:
-        """Score the windows gathered so far, adding their probabilities to their tracks'."""
+        """Score the windows gathered so far, adding their scores to their tracks'."""
         if not self.batch:
             return
         if self.worker_features:
@@ -112,11 +144,23 @@ class _BatchScorer:
         model = self.model
         with torch.inference_mode():
             logits = model(input_values=input_values.to(device=model.device, dtype=model.dtype)).logits
-        probabilities = _probabilities(model, logits).float().cpu()  # (batch, num_labels)
-        for (track, _), row in zip(self.batch, probabilities):  # row: (num_labels,)
-            track.probability_sum = row if track.probability_sum is None else track.probability_sum + row
+        # A multi-label model's windows are averaged as logits, as its evaluation averages crops: its
+        # threshold was chosen on the sigmoid of such means.
+        scores = (logits if self.decision else logits.softmax(dim=-1)).float().cpu()  # (batch, num_labels)
+        for (track, _), row in zip(self.batch, scores):  # row: (num_labels,)
+            track.score_sum = row if track.score_sum is None else track.score_sum + row
             track.pending -= 1
         self.batch.clear()
+
+    def _track_scores(self, track: _Track) -> torch.Tensor:
+        """The file's scores per genre: mean window probabilities; for a multi-label model the sigmoid of
+        the mean window logits (made consistent with the hierarchy when asked)."""
+        mean = track.score_sum / track.result.windows
+        if self.decision is None:
+            return mean
+        if self.decision.pairs:
+            mean = torch.from_numpy(make_consistent(mean.numpy(), self.decision.pairs))
+        return mean.sigmoid()
 
     def finished(self) -> Iterator[FilePrediction]:
         """The results of the leading files whose windows are all scored, with their top-k genres."""
@@ -124,12 +168,16 @@ class _BatchScorer:
             track = self.queue.popleft()
             result = track.result
             if result.ok:
-                mean = track.probability_sum / result.windows
-                scores, indices = mean.topk(self.top_k)
+                track_scores = self._track_scores(track)
+                scores, indices = track_scores.topk(self.top_k)
                 result.predictions = [
                     {"label": self.labels[index], "score": round(score, 6)}
                     for score, index in zip(scores.tolist(), indices.tolist())
                 ]
+                if self.decision is not None:
+                    result.genres = [
+                        label for label, score in zip(self.labels, track_scores.tolist()) if score >= self.decision.threshold
+                    ]
             else:
                 result.windows, result.duration = 0, None
             yield result
@@ -157,9 +205,11 @@ def iter_predictions(
     batch_size: int = 8,
     num_workers: int = 0,
     progress: bool = False,
+    hierarchy_consistent: bool = False,
 ) -> Iterator[FilePrediction]:
     """`predict_files` one result at a time, in input order, each as soon as its last window is scored."""
     _check_options(top_k, max_windows, batch_size, num_workers)
+    decision = genre_decision(model, hierarchy_consistent)
     sampling_rate = feature_extractor.sampling_rate
     window = extractor_crop_samples(feature_extractor)  # each window gets the features a training crop got
     hop_samples = window if hop is None else seconds_to_samples(hop, sampling_rate)
@@ -175,7 +225,7 @@ def iter_predictions(
     # than they would. The records are the same: BatchedFbank gives each window the same values bit for bit
     # whatever the batch it is computed in.
     worker_features = num_workers > 0 and model.device.type == "cpu"
-    scorer = _BatchScorer(model, collator, worker_features, top_k, batch_size)
+    scorer = _BatchScorer(model, collator, worker_features, top_k, batch_size, decision)
 
     # On stderr, and only for several files on a terminal (disable=None): piped output stays clean.
     show_bar = progress and len(files) > 1
@@ -208,9 +258,11 @@ def predict_files(
     num_workers: int = 0,
     device: str | torch.device | None = "auto",
     progress: bool = False,
+    hierarchy_consistent: bool = False,
 ) -> list[FilePrediction]:
     """Top-k genres of each audio file (folders are searched recursively), one FilePrediction per file in
-    input order; files that cannot be classified get one with `error` set instead of raising.
+    input order; files that cannot be classified get one with `error` set instead of raising. For a
+    multi-label model, each result's `genres` are those scoring at least its saved threshold.
 
     model_or_path: a saved model folder (feature extractor beside it) or a loaded model plus
         `feature_extractor`.
@@ -222,6 +274,8 @@ def predict_files(
         (cores - num_workers), as `hf-fma predict` does.
     device: "auto" (GPU when present), "cpu", "cuda", "cuda:1", "mps".
     progress: a tqdm bar of files on stderr (when it is a terminal and there are several files).
+    hierarchy_consistent: a multi-label model's parent genres score at least their sub-genres' best
+        (ValueError for a single-label model).
     """
     model, feature_extractor = load_classifier(model_or_path, feature_extractor, device)
     if isinstance(paths, (str, os.PathLike)):
@@ -230,6 +284,7 @@ def predict_files(
         iter_predictions(
             model, feature_extractor, paths, top_k=top_k, hop=hop, max_windows=max_windows,
             batch_size=batch_size, num_workers=num_workers, progress=progress,
+            hierarchy_consistent=hierarchy_consistent,
         )
     )
 
@@ -274,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=_positive(int), metavar="N",
                         help="CPU threads for torch (default: one per core, less one per --num_workers worker when "
                         "the model runs on the CPU); 1 is several times faster when other programs keep the cores busy")
+    parser.add_argument("--hierarchy_consistent", action="store_true",
+                        help="multi-label models: raise each parent genre's score to its best sub-genre's before "
+                        "thresholding, so no sub-genre is predicted without its parents")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--trust_remote_code", action="store_true",
                         help="run the Python code a Hub repository or folder names in its auto_map (off: such a "
@@ -283,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """`hf-fma predict MODEL PATH... [--format table|jsonl|csv] [--output FILE] [--top-k K] [--hop SECONDS]
-    [--max-windows N] [--batch-size B] [--num-workers N] [--device DEVICE] [--threads N] [--no-progress]`."""
+    [--max-windows N] [--batch-size B] [--num-workers N] [--device DEVICE] [--threads N] [--hierarchy_consistent]
+    [--no-progress]`."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.num_workers < 0:
@@ -294,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.output is not None and args.output.is_dir():
             raise ValueError(f"--output {args.output} is a folder: give the name of a file to write")
         model, feature_extractor = load_classifier(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
+        decision = genre_decision(model, args.hierarchy_consistent)
         # Opened before any decoding so a bad --output path fails at once, not after an hour of audio.
         stream = sys.stdout if args.output is None else OutputFile(args.output, args.output_format)
     except (ValueError, OSError) as error:
@@ -310,9 +370,13 @@ def main(argv: list[str] | None = None) -> int:
     results = iter_predictions(
         model, feature_extractor, args.paths, top_k=args.top_k, hop=args.hop, max_windows=args.max_windows,
         batch_size=args.batch_size, num_workers=args.num_workers, progress=not args.no_progress,
+        hierarchy_consistent=args.hierarchy_consistent,
     )
     try:
-        written = write_predictions(results, stream, args.output_format, min(args.top_k, model.config.num_labels))
+        written = write_predictions(
+            results, stream, args.output_format, min(args.top_k, model.config.num_labels),
+            threshold=decision.threshold if decision else None,
+        )
     finally:
         if stream is not sys.stdout:
             stream.close()
@@ -322,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-__all__ = ["build_parser", "iter_predictions", "main", "predict_files"]
+__all__ = ["GenreDecision", "build_parser", "genre_decision", "iter_predictions", "main", "predict_files"]
 
 
 if __name__ == "__main__":

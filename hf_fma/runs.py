@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from hf_fma.geometry import extractor_crop_frames, run_crop_seconds
+from hf_fma.multi_label import MULTI_LABEL_PROBLEM_TYPE
 from hf_fma.run_folder import ALL_RESULTS_NAME, RUN_CONFIG_NAME, evaluation_json_name, read_json
 
 # A saved config.json's model_type -> the family that cards and the results table name.
@@ -61,6 +62,12 @@ class Run:
                 f"{self.path / 'config.json'}: model_type {model_type!r} is neither of {', '.join(MODEL_FAMILIES)}"
             )
         return MODEL_FAMILIES[model_type]
+
+    @property
+    def task(self) -> str:
+        """"multi_label" for a model that scores each genre on its own (hf_fma.multi_label), else
+        "single_label" (one genre per track)."""
+        return "multi_label" if self.model_config.get("problem_type") == MULTI_LABEL_PROBLEM_TYPE else "single_label"
 
     @property
     def model_name(self) -> str:

@@ -46,13 +46,15 @@ class FilePrediction(Mapping):
     """The outcome for one file: top-k `predictions` ({"label", "score"}, best first, as the audio pipeline
     gives them) or an `error` saying why not; a `warning` when some audio was left out (silent windows, a
     truncated file). `duration`: seconds of audio in the file (what decodes, when that is less than its
-    header declares); `windows`: how many windows were averaged.
+    header declares); `windows`: how many windows were averaged. `genres`: for a multi-label model, the
+    genres predicted (scores at or above its threshold), in label order; None for a single-label model.
 
     It reads like the pipeline's dicts, `result["predictions"]`, `dict(result)`, and by attribute,
     `result.predictions`."""
 
     file: str
     predictions: list[dict[str, Any]] = field(default_factory=list)
+    genres: list[str] | None = None
     duration: float | None = None
     windows: int = 0
     error: str | None = None

@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -33,7 +33,7 @@ from hf_fma.audio import audio_duration
 from hf_fma.augment import Mixup, SpecAugment, TrainingSeeds
 from hf_fma.checkpoints import check_checkpoint_matches
 from hf_fma.data import balanced_sample, is_synthesized_demo, load_splits
-from hf_fma.evaluation import evaluate_model, labelled_tracks, with_crop_transform
+from hf_fma.evaluation import evaluate_model, flat_metrics, labelled_tracks, with_crop_transform
 from hf_fma.fbank import AUDIOSET_MEAN, AUDIOSET_STD, EMPTY_MEL_FILTER_WARNING
 from hf_fma.fbank_stats import compute_fbank_stats
 from hf_fma.geometry import crop_frames
@@ -161,17 +161,6 @@ def describe_hardware(training_args: TrainingArguments) -> str:
         return f"{processes} x {torch.cuda.get_device_name(training_args.device)}"
     cores = os.cpu_count()
     return f"CPU, {cores} cores" + (f", {processes} processes" if processes > 1 else "")
-
-
-def flat_metrics(evaluation: Mapping[str, Any], prefix: str) -> dict[str, float]:
-    """The scalar metrics of an `evaluate_model` result: {prefix}_{clip,track}_{accuracy,macro_f1}, counts."""
-    flat = {}
-    for level in ("clip", "track"):
-        for key in ("accuracy", "macro_f1"):
-            flat[f"{prefix}_{level}_{key}"] = evaluation[level][key]
-    flat[f"{prefix}_tracks"] = evaluation["num_tracks"]
-    flat[f"{prefix}_crops"] = evaluation["n_crops"]
-    return flat
 
 
 # --------------------------------------------------------------------------------------------------
@@ -426,6 +415,5 @@ __all__ = [
     "check_crop_fits",
     "describe_hardware",
     "describe_process",
-    "flat_metrics",
     "train_and_evaluate",
 ]

@@ -415,9 +415,9 @@ def test_output_file_is_replaced_whole_when_the_run_ends(ast_dir, library, tmp_p
     output.write_text("rows of an earlier run\n")
     seen_during_the_run = []
 
-    def write_and_look(results, stream, output_format, top_k):
+    def write_and_look(results, stream, output_format, top_k, **options):
         seen_during_the_run.append((output.read_text(), Path(stream.name).parent))
-        return write_predictions(results, stream, output_format, top_k)
+        return write_predictions(results, stream, output_format, top_k, **options)
 
     monkeypatch.setattr(predict_module, "write_predictions", write_and_look)
     assert main([str(ast_dir), str(library["wav"]), "--format", "jsonl", "-o", str(output)]) == 0
