@@ -22,6 +22,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# transformers' name for the task: its audio-classification pipeline applies a sigmoid to such a model's logits.
+MULTI_LABEL_PROBLEM_TYPE = "multi_label_classification"
+
+
+def is_multi_label(config) -> bool:
+    """Whether a model config (a `PretrainedConfig`) is of a multi-label model: one sigmoid score per genre."""
+    return getattr(config, "problem_type", None) == MULTI_LABEL_PROBLEM_TYPE
+
 
 @dataclass(frozen=True)
 class GenreVocabulary:
@@ -84,6 +92,18 @@ def ancestor_pairs(names: Sequence[str], parents: Mapping[str, str | None]) -> l
                 pairs.append((index[name], index[ancestor]))
             ancestor = parents.get(ancestor)
     return pairs
+
+
+def ancestry(names: Iterable[str], parents: Mapping[str, str | None]) -> dict[str, str | None]:
+    """The part of the hierarchy `parents` (title -> parent title) above `names`: the parent of each of them
+    and of each of their ancestors, so that `ancestor_pairs` still reaches a genre's grandparent when the
+    parent between them is not among the names."""
+    kept = {}
+    for name in names:
+        while name in parents and name not in kept:
+            kept[name] = parents[name]
+            name = parents[name]
+    return kept
 
 
 def hierarchy_violation_rate(predicted: np.ndarray, pairs: Sequence[tuple[int, int]]) -> float:
