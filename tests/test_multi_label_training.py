@@ -27,6 +27,7 @@ from hf_fma.arguments import check_arguments, parse_arguments
 from hf_fma.checkpoints import resolve_checkpoint
 from hf_fma.evaluation import evaluate_model
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
+from hf_fma.multi_label import ancestor_pairs, ancestry
 from hf_fma.trainer import binary_cross_entropy_loss, classification_loss
 from hf_fma.transforms import AudioCropTransform
 
@@ -142,6 +143,13 @@ def test_a_training_batch_carries_each_tracks_genres_as_multi_hot_targets(demo_d
     # The hierarchy saved with the model: genres.csv's parents of the vocabulary's genres (and their ancestors).
     assert splits.genre_parents == {name: parents[name] for name in splits.label_names}
     assert splits.genre_parents["Metal"] == "Rock" and splits.genre_parents["Rock"] is None
+
+
+def test_the_saved_hierarchy_keeps_the_ancestors_between_a_genre_and_its_kept_grandparent(demo_dir):
+    _, parents = demo_metadata(demo_dir)  # Post-Punk < Punk < Rock in the demo's genres.csv
+    kept = ancestry(["Post-Punk", "Rock"], parents)
+    assert kept == {"Post-Punk": "Punk", "Punk": "Rock", "Rock": None}
+    assert ancestor_pairs(["Post-Punk", "Rock"], kept) == [(0, 1)]  # Post-Punk implies Rock, Punk left out
 
 
 def _extractor():
