@@ -129,3 +129,13 @@ def make_consistent(scores: np.ndarray, pairs: Sequence[tuple[int, int]]) -> np.
     for child, ancestor in pairs:
         np.maximum(consistent[..., ancestor], scores[..., child], out=consistent[..., ancestor])
     return consistent
+
+
+def set_multi_label_config(config, genre_parents: Mapping[str, str | None]) -> None:
+    """A model config of the multi-label task, as every family saves it: problem_type (transformers'
+    pipeline then applies a sigmoid), the genre hierarchy that inference and the evaluation's consistency
+    check read, and no threshold yet: the validation split chooses it once the model is trained (a
+    fine-tuned checkpoint's own would otherwise be taken for it)."""
+    config.problem_type = MULTI_LABEL_PROBLEM_TYPE
+    config.genre_parents = dict(genre_parents)
+    config.multi_label_threshold = None

@@ -41,7 +41,7 @@ from hf_fma.fbank_stats import compute_fbank_stats
 from hf_fma.geometry import crop_frames
 from hf_fma.models import build_model
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
-from hf_fma.multi_label import MULTI_LABEL_PROBLEM_TYPE, GenreVocabulary, ancestry
+from hf_fma.multi_label import GenreVocabulary, ancestry, set_multi_label_config
 from hf_fma.run_folder import (
     ALL_RESULTS_NAME,
     TRAINER_STATE_NAME,
@@ -148,7 +148,7 @@ def build_classifier(
 ):
     """AST (preset from scratch or checkpoint fine-tuned), the CNN or the LSTM, sized to the features. With
     `genre_parents` (a multi-label run's hierarchy, {} without one), a multi-label model: see
-    `set_multi_label_config`."""
+    `hf_fma.multi_label.set_multi_label_config`."""
     if model_args.model_family in BASELINES:
         _, build_baseline = BASELINES[model_args.model_family]
         model = build_baseline(model_args.model_name_or_path, feature_extractor, label_names)
@@ -157,16 +157,6 @@ def build_classifier(
     if genre_parents is not None:
         set_multi_label_config(model.config, genre_parents)
     return model
-
-
-def set_multi_label_config(config, genre_parents: Mapping[str, str | None]) -> None:
-    """A model config of the multi-label task, as every family saves it: problem_type (transformers'
-    pipeline then applies a sigmoid), the genre hierarchy that inference and the evaluation's consistency
-    check read, and no threshold yet: the validation split chooses it once the model is trained (a
-    fine-tuned checkpoint's own would otherwise be taken for it)."""
-    config.problem_type = MULTI_LABEL_PROBLEM_TYPE
-    config.genre_parents = dict(genre_parents)
-    config.multi_label_threshold = None
 
 
 def describe_process(training_args: TrainingArguments) -> str:
@@ -491,6 +481,5 @@ __all__ = [
     "describe_process",
     "flat_metrics",
     "label_source",
-    "set_multi_label_config",
     "train_and_evaluate",
 ]
