@@ -205,6 +205,8 @@ def test_a_multi_label_demo_run_learns_well_above_the_label_prior(demo_run, demo
     best = trainer.evaluate()["eval_map"]  # the kept (best) model's validation clip mAP
     print(f"{family}: validation clip mAP {best:.4f}, label-prior mAP {prior:.4f}")
     assert prior == pytest.approx(0.109375)  # 9 genres with 2 of 16 tracks, 3 with 1 (hand-counted)
+    # Random scores reach more than the prior on 16 tracks (a genre's 1 or 2 positives land high by chance):
+    # 0.25 on average, 0.40 at the 99th percentile (simulated), so 0.51 takes a model that learned.
     assert best >= prior + 0.4
 
 
