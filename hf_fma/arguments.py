@@ -120,6 +120,21 @@ class DataArguments:
         },
     )
     dataset_config_name: str = field(default="small", metadata={"help": f"One of {', '.join(DATASET_CONFIGS)}."})
+    task: str = field(
+        default="single_label",
+        metadata={
+            "help": "single_label: the top genre (`genre`), softmax. multi_label: every genre of a track's "
+            "hierarchy (`genres`, parents included) as a multi-hot target, sigmoid and BCE; the label space is "
+            "the training split's genres (see min_genre_tracks)."
+        },
+    )
+    min_genre_tracks: int = field(
+        default=1,
+        metadata={
+            "help": "multi_label: genres with fewer training tracks are left out of the label space (named in a "
+            "warning); tracks left with no genre of it are not trained or evaluated on."
+        },
+    )
     dataset_name: str | None = field(
         default=None,
         metadata={
@@ -334,6 +349,11 @@ def write_run_config(
     )
 
 
+# `task`: the top genre (softmax over `genre`) or every genre of the hierarchy (sigmoids over `genres`).
+TASKS = ("single_label", "multi_label")
+# What a multi_label validation reports (hf_fma.trainer.MultiLabelGenreMetrics), and so can choose the best model.
+MULTI_LABEL_METRICS = ("map", "loss")
+
 # TrainingArguments' schedules, each of which can be "epoch".
 STRATEGIES = ("eval_strategy", "save_strategy", "logging_strategy")
 
@@ -369,6 +389,7 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
             f"{data_args.crop_seconds} and {data_args.train_segments}"
         )
     crop_frames(data_args.crop_seconds)  # raises here, before the fbank statistics, unless whole 10 ms hops
+    check_task(data_args, training_args)
     for tracker in training_args.report_to or ():  # TrainingArguments made "all" the available ones
         if tracker not in INTEGRATION_TO_CALLBACK:
             raise ValueError(
@@ -400,16 +421,43 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
         raise ValueError("early_stopping_patience needs load_best_model_at_end=True (and a metric_for_best_model)")
 
 
+def check_task(data_args: DataArguments, training_args: TrainingArguments) -> None:
+    """The task's own arguments: a known task, a positive min_genre_tracks, and a best-model metric that the
+    task's validation reports (multi-label reports `map`, mean average precision, and no accuracy)."""
+    if data_args.task not in TASKS:
+        raise ValueError(f"unknown task {data_args.task!r}; valid: {', '.join(TASKS)}")
+    if data_args.min_genre_tracks < 1:
+        raise ValueError(f"min_genre_tracks must be at least 1, got {data_args.min_genre_tracks}")
+    if data_args.task != "multi_label":
+        return
+    if data_args.streaming:
+        raise ValueError(
+            "task multi_label fixes its genres from the whole training split before training, which a stream "
+            "cannot give up front: set streaming=False"
+        )
+    if not training_args.load_best_model_at_end:
+        return
+    metric = training_args.metric_for_best_model.removeprefix("eval_")
+    if metric not in MULTI_LABEL_METRICS:
+        raise ValueError(
+            f"metric_for_best_model {metric!r} is not reported by a multi_label run (its validation reports "
+            f"{', '.join(MULTI_LABEL_METRICS)}): give --metric_for_best_model map"
+        )
+
+
 __all__ = [
     "ARGUMENT_CLASSES",
     "BASELINES",
     "MODEL_FAMILIES",
+    "MULTI_LABEL_METRICS",
+    "TASKS",
     "TRACKERS",
     "DataArguments",
     "FmaTrainingArguments",
     "ModelArguments",
     "check_arguments",
     "check_no_stage_switches",
+    "check_task",
     "parse_arguments",
     "read_config_file",
     "resolved_config",

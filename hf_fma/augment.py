@@ -99,7 +99,8 @@ class SpecAugment:
 class Mixup:
     """Mixup within a batch: with probability `prob`, an example is mixed with a random other one of the
     batch, x = lam * x_i + (1 - lam) * x_j with lam ~ Beta(alpha, alpha), and its label becomes
-    lam * onehot(y_i) + (1 - lam) * onehot(y_j). Defaults are AST's AudioSet recipe (0.5, Beta(10, 10)).
+    lam * onehot(y_i) + (1 - lam) * onehot(y_j) (multi-hot labels, FloatTensor (batch, num_labels), are mixed
+    as they are). Defaults are AST's AudioSet recipe (0.5, Beta(10, 10)).
 
     Waveforms are mixed (as AST does) before the fbank; cached fbank rows are mixed as log-mel frames.
     Labels of every training batch then are probabilities, FloatTensor (batch, num_labels): train with
@@ -114,7 +115,8 @@ class Mixup:
     def __call__(
         self, inputs: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """inputs (batch, ...) and labels (batch,) -> mixed inputs, soft labels (batch, num_labels), lengths."""
+        """inputs (batch, ...) and labels (batch,) or (batch, num_labels) -> mixed inputs, soft labels
+        (batch, num_labels), lengths."""
         batch = len(inputs)
         order = torch.randperm(batch)
         partners = torch.empty_like(order)
@@ -125,8 +127,8 @@ class Mixup:
             lam = torch.ones(batch)
         shape = (batch,) + (1,) * (inputs.dim() - 1)
         mixed = lam.view(shape) * inputs + (1 - lam).view(shape) * inputs[partners]
-        one_hot = F.one_hot(labels, self.num_labels).float()  # (batch, num_labels)
-        soft = lam[:, None] * one_hot + (1 - lam[:, None]) * one_hot[partners]
+        targets = labels if labels.dim() == 2 else F.one_hot(labels, self.num_labels).float()  # (batch, num_labels)
+        soft = lam[:, None] * targets + (1 - lam[:, None]) * targets[partners]
         lengths = torch.where(lam < 1, torch.maximum(lengths, lengths[partners]), lengths)
         return mixed, soft, lengths
 

@@ -25,8 +25,12 @@ This module imports `datasets` and the builder only: no torch, no transformers.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
+import zipfile
+from collections.abc import Collection
+from functools import partial
 from pathlib import Path
 
 import datasets
@@ -36,7 +40,7 @@ import pyarrow.parquet as pq
 from datasets import Audio, load_dataset
 
 from hf_fma.hf_fma import Fma, _is_demo_archive
-from hf_fma.metadata import ARCHIVES
+from hf_fma.metadata import ARCHIVES, FMA_BASE_URL, genre_parents, load_genres
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +169,46 @@ def load_splits(
     return {name: splits[name].cast_column("audio", Audio(decode=False)) for name in ("train", "validation", "test")}
 
 
+def _has_genre_of(genre_lists: list[list[str]], names: frozenset[str] | None) -> list[bool]:
+    return [any(names is None or genre in names for genre in genres) for genres in genre_lists]
+
+
+def tracks_with_genres(
+    dataset: datasets.Dataset | datasets.IterableDataset, names: Collection[str] | None = None
+) -> datasets.Dataset | datasets.IterableDataset:
+    """The tracks a multi-label run keeps: those whose `genres` list holds one of `names` (the run's genre
+    vocabulary; None: any genre). A track with none has no target to learn or to be scored on."""
+    if "genres" not in (dataset.column_names or ()):
+        raise ValueError(
+            "multi-label genres are each track's `genres` list, and the dataset has no `genres` column (its "
+            f"columns: {', '.join(dataset.column_names or ())})"
+        )
+    wanted = None if names is None else frozenset(names)
+    return dataset.filter(partial(_has_genre_of, names=wanted), input_columns="genres", batched=True)
+
+
+def load_genre_parents(
+    data_dir: str | os.PathLike | None = None, dataset_name: str | os.PathLike | None = None
+) -> dict[str, str | None]:
+    """FMA's genre hierarchy, title -> parent title (`metadata.genre_parents`), from the genres.csv of the
+    metadata archive the builder reads: `data_dir`'s fma_metadata/ folder or fma_metadata.zip, else the
+    official archive in datasets' download cache (fetched if missing). A dataset read by `dataset_name`
+    (Parquet export, Hub dataset) carries no genres.csv: {} (no hierarchy)."""
+    if dataset_name:
+        return {}
+    metadata = ARCHIVES["metadata"]
+    member = f"{metadata.name}/genres.csv"
+    if data_dir is not None and (Path(data_dir).expanduser() / member).is_file():
+        return genre_parents(load_genres(Path(data_dir).expanduser() / member))
+    if data_dir is not None:
+        archive = Path(data_dir).expanduser() / metadata.filename
+    else:
+        archive = Path(datasets.DownloadManager().download(FMA_BASE_URL + metadata.filename))
+    with zipfile.ZipFile(archive) as opened:
+        text = opened.read(member).decode("utf-8")
+    return genre_parents(load_genres(io.StringIO(text)))
+
+
 def balanced_sample(
     dataset: datasets.Dataset, num_samples: int, seed: int = 0, label_column: str = "genre"
 ) -> datasets.Dataset:
@@ -185,7 +229,8 @@ def balanced_sample(
         rows = np.flatnonzero(labels == genre)
         wanted = base + (position < extra)
         if wanted > len(rows):
-            logger.warning(f"{names[genre]} has {len(rows)} tracks, fewer than its share of {wanted}: taking all")
+            name = names[genre] if genre >= 0 else "tracks without a top genre"  # large and full have some
+            logger.warning(f"{name} has {len(rows)} tracks, fewer than its share of {wanted}: taking all")
         chosen.append(rng.permutation(rows)[:wanted])
     return dataset.select(np.sort(np.concatenate(chosen)))
 
@@ -199,5 +244,7 @@ __all__ = [
     "is_demo_schema",
     "is_synthesized_demo",
     "load_fma",
+    "load_genre_parents",
     "load_splits",
+    "tracks_with_genres",
 ]

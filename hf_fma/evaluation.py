@@ -32,7 +32,6 @@ process returns the metrics of the whole split. Streamed splits (`IterableDatase
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from datasets.distributed import split_dataset_by_node
 # datasets' tqdm: off when datasets' bars are (`datasets.disable_progress_bars()`, HF_DATASETS_DISABLE_PROGRESS_BARS).
 from datasets.utils.tqdm import tqdm
 
+from hf_fma.data import tracks_with_genres
 from hf_fma.geometry import extractor_crop_seconds
 from hf_fma.multi_label import GenreVocabulary, is_multi_label
 from hf_fma.multi_label_evaluation import MULTI_LABEL_FLAT_NAMES, multi_label_markdown, score_multi_label
@@ -52,12 +52,18 @@ from hf_fma.run_folder import evaluation_json_name, evaluation_markdown_name, wr
 from hf_fma.transforms import AudioCropTransform, FbankCollator, expand_crops
 
 GENRE_METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "genre_classification"
+MULTI_LABEL_METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "multi_label_genres"
 
 
 def load_genre_metric() -> evaluate.EvaluationModule:
     """The package's genre-classification metric (no Hub access; kept in memory, so concurrent processes
     never share a cache file)."""
     return evaluate.load(str(GENRE_METRIC_PATH), keep_in_memory=True)
+
+
+def load_multi_label_metric() -> evaluate.EvaluationModule:
+    """The package's multi-label genre metric, loaded as `load_genre_metric` loads its own."""
+    return evaluate.load(str(MULTI_LABEL_METRIC_PATH), keep_in_memory=True)
 
 
 def with_crop_transform(dataset: datasets.Dataset | datasets.IterableDataset, transform: AudioCropTransform):
@@ -75,21 +81,6 @@ def _has_genre(genres: list[int]) -> list[bool]:
 def labelled_tracks(dataset: datasets.Dataset | datasets.IterableDataset):
     """The tracks with a genre: large and full keep tracks without a top genre as genre -1."""
     return dataset.filter(_has_genre, input_columns="genre", batched=True)
-
-
-def _has_genre_of(genre_lists: list[list[str]], names: frozenset[str]) -> list[bool]:
-    return [any(genre in names for genre in genres) for genres in genre_lists]
-
-
-def tracks_with_genres_of(dataset: datasets.Dataset | datasets.IterableDataset, names: Sequence[str]):
-    """The tracks whose `genres` list holds at least one of `names` (a multi-label model's genres): the
-    others have nothing to be scored on."""
-    if "genres" not in (dataset.column_names or ()):
-        raise ValueError(
-            "a multi-label model is scored on each track's `genres` list, and the split has no `genres` column "
-            f"(its columns: {', '.join(dataset.column_names or ())})"
-        )
-    return dataset.filter(partial(_has_genre_of, names=frozenset(names)), input_columns="genres", batched=True)
 
 
 class _WithGenres:
@@ -237,7 +228,7 @@ def evaluate_model(
     label_map = None if multi_label else _label_map(dataset, model)
     if isinstance(dataset.features["audio"], Audio) and dataset.features["audio"].decode:
         dataset = dataset.cast_column("audio", Audio(decode=False))  # the transform decodes only the crops
-    dataset = tracks_with_genres_of(dataset, label_names) if multi_label else labelled_tracks(dataset)
+    dataset = tracks_with_genres(dataset, label_names) if multi_label else labelled_tracks(dataset)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         # Whole tracks per process: a track's crops are averaged where they were predicted.
         dataset = _process_share(dataset, torch.distributed.get_rank(), torch.distributed.get_world_size())
@@ -379,8 +370,8 @@ __all__ = [
     "flat_metrics",
     "labelled_tracks",
     "load_genre_metric",
+    "load_multi_label_metric",
     "predict_crops",
-    "tracks_with_genres_of",
     "with_crop_transform",
     "write_evaluation",
 ]

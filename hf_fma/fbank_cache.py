@@ -11,6 +11,7 @@ from hf_fma.audio import AudioDecodeError, crop_offset, load_crop
 from hf_fma.augment import TrainingSeeds
 from hf_fma.fbank import BatchedFbank
 from hf_fma.geometry import SAMPLING_RATE, num_frames, seconds_to_samples
+from hf_fma.multi_label import GenreVocabulary
 from hf_fma.transforms import CropTransform, track_decode_error
 
 
@@ -85,7 +86,8 @@ def build_fbank_cache(
 class CachedCropTransform(CropTransform):
     """`set_transform` callable for a `build_fbank_cache` dataset: crops cut from stored frames.
 
-    Same arguments and policies as AudioCropTransform, with `num_mel_bins` and `dtype` of the cache.
+    Same arguments and policies as AudioCropTransform (multi-hot labels with a `vocabulary` too), with
+    `num_mel_bins` and `dtype` of the cache.
     A crop of `crop_seconds` holds the frames a waveform crop of that length would give (498 for 5 s),
     starting on a 10 ms frame boundary. Rows: {"fbank", "labels", "augment", ...} for FbankCollator.
     """
@@ -101,8 +103,9 @@ class CachedCropTransform(CropTransform):
         label_column: str | None = "genre",
         augment: bool | None = None,
         seeds: TrainingSeeds | None = None,
+        vocabulary: GenreVocabulary | None = None,
     ):
-        super().__init__(crop_seconds, policy, n_crops, label_column, augment, seeds)
+        super().__init__(crop_seconds, policy, n_crops, label_column, augment, seeds, vocabulary)
         self.num_mel_bins = num_mel_bins
         self.dtype = np.dtype(dtype)
         # fewer than the extractor's max_length (geometry.crop_frames, 500 for 5 s): the collator pads them

@@ -94,6 +94,18 @@ def ancestor_pairs(names: Sequence[str], parents: Mapping[str, str | None]) -> l
     return pairs
 
 
+def ancestry(names: Iterable[str], parents: Mapping[str, str | None]) -> dict[str, str | None]:
+    """The part of the hierarchy `parents` (title -> parent title) above `names`: the parent of each of them
+    and of each of their ancestors, so that `ancestor_pairs` still reaches a genre's grandparent when the
+    parent between them is not among the names."""
+    kept = {}
+    for name in names:
+        while name in parents and name not in kept:
+            kept[name] = parents[name]
+            name = parents[name]
+    return kept
+
+
 def hierarchy_violation_rate(predicted: np.ndarray, pairs: Sequence[tuple[int, int]]) -> float:
     """The fraction of predicted (track, sub-genre) decisions, among genres that have an ancestor in the
     vocabulary, that miss at least one of those ancestors. `predicted` is (tracks, genres) boolean; 0.0
@@ -117,3 +129,13 @@ def make_consistent(scores: np.ndarray, pairs: Sequence[tuple[int, int]]) -> np.
     for child, ancestor in pairs:
         np.maximum(consistent[..., ancestor], scores[..., child], out=consistent[..., ancestor])
     return consistent
+
+
+def set_multi_label_config(config, genre_parents: Mapping[str, str | None]) -> None:
+    """A model config of the multi-label task, as every family saves it: problem_type (transformers'
+    pipeline then applies a sigmoid), the genre hierarchy that inference and the evaluation's consistency
+    check read, and no threshold yet: the validation split chooses it once the model is trained (a
+    fine-tuned checkpoint's own would otherwise be taken for it)."""
+    config.problem_type = MULTI_LABEL_PROBLEM_TYPE
+    config.genre_parents = dict(genre_parents)
+    config.multi_label_threshold = None

@@ -168,7 +168,15 @@ def setup_logging(training_args: TrainingArguments) -> None:
 
 
 def summary_line(metrics: Mapping[str, Any], output_dir: str | os.PathLike) -> str:
-    """The last line a recipe prints: the test metrics and where the model is."""
+    """The last line a recipe prints: the test metrics and where the model is (a multi-label run's: mAP,
+    and micro-F1 at the threshold chosen on validation)."""
+    if "test_track_map" in metrics:
+        return (
+            f"test: track mAP {metrics['test_track_map']:.4f}, micro-F1 {metrics['test_track_micro_f1']:.4f} "
+            f"({metrics['test_tracks']} tracks x {metrics['test_crops']} crops); clip mAP "
+            f"{metrics['test_clip_map']:.4f}; validation track mAP {metrics['validation_track_map']:.4f}; "
+            f"model in {output_dir}"
+        )
     return (
         f"test: track accuracy {metrics['test_track_accuracy']:.4f}, macro-F1 {metrics['test_track_macro_f1']:.4f} "
         f"({metrics['test_tracks']} tracks x {metrics['test_crops']} crops); clip accuracy "

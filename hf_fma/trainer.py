@@ -2,7 +2,7 @@
 
     >>> trainer = FmaTrainer(
     ...     model=model, args=training_args, data_collator=collator, train_dataset=train, eval_dataset=validation,
-    ...     compute_metrics=GenreMetrics(label_names), compute_loss_func=cross_entropy_loss,
+    ...     compute_metrics=GenreMetrics(label_names), compute_loss_func=classification_loss(model.config),
     ...     callbacks=[EpochOfTrainingSeeds(seeds)],
     ... )
 
@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import math
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import datasets
@@ -26,12 +27,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from transformers import EvalPrediction, PreTrainedModel, Trainer, TrainerCallback
+from transformers import EvalPrediction, PretrainedConfig, PreTrainedModel, Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from hf_fma.augment import TrainingSeeds
 from hf_fma.checkpoints import CheckpointDiskFullError, CheckpointMismatchError, folder_bytes, load_checkpoint_weights
-from hf_fma.evaluation import load_genre_metric
+from hf_fma.evaluation import load_genre_metric, load_multi_label_metric
+from hf_fma.multi_label import is_multi_label
 from hf_fma.run_folder import follow_umask, last_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -149,7 +151,7 @@ def cross_entropy_loss(
     Trainer applies its own label smoother only when no `compute_loss_func` is given. Targets become
     (1 - label_smoothing) * target + label_smoothing / num_labels, as transformers' `LabelSmoother` does,
     for mixed labels too."""
-    logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs[0]
+    logits = _logits(outputs)
     # F.cross_entropy takes both forms; ignore_index applies to class indices only.
     total = F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum", label_smoothing=label_smoothing)
     if labels.dim() == 2:  # probabilities
@@ -157,6 +159,35 @@ def cross_entropy_loss(
     else:
         count = (labels != -100).sum() if num_items_in_batch is None else num_items_in_batch
     return total / count
+
+
+def binary_cross_entropy_loss(
+    outputs, labels: torch.Tensor, num_items_in_batch=None, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """BCE-with-logits of a multi-label model for `Trainer(compute_loss_func=...)`: one sigmoid per genre
+    against multi-hot (or mixed) targets (batch, num_labels), averaged over every (example, genre), or
+    normalised by `num_items_in_batch`, which Trainer counts the same way (gradient accumulation).
+
+    `label_smoothing` (TrainingArguments.label_smoothing_factor) pulls each target towards 1/2, the
+    uninformed guess of a two-way decision: y * (1 - label_smoothing) + label_smoothing / 2."""
+    targets = labels.float() * (1 - label_smoothing) + label_smoothing / 2
+    total = F.binary_cross_entropy_with_logits(_logits(outputs).float(), targets, reduction="sum")
+    return total / (labels.numel() if num_items_in_batch is None else num_items_in_batch)
+
+
+def classification_loss(config: PretrainedConfig, label_smoothing: float = 0.0) -> Callable[..., torch.Tensor]:
+    """The `compute_loss_func` of a model by its config's problem_type: BCE-with-logits for a multi-label
+    model, else the cross-entropy that takes class indices and mixup's probabilities alike."""
+    loss = binary_cross_entropy_loss if is_multi_label(config) else cross_entropy_loss
+    return partial(loss, label_smoothing=label_smoothing)
+
+
+def _logits(outputs) -> torch.Tensor:
+    return outputs["logits"] if isinstance(outputs, Mapping) else outputs[0]
+
+
+def _prediction_logits(prediction: EvalPrediction) -> np.ndarray:
+    return prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
 
 
 class GenreMetrics:
@@ -167,11 +198,31 @@ class GenreMetrics:
         self.metric = load_genre_metric()
 
     def __call__(self, prediction: EvalPrediction) -> dict[str, float]:
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         scores = self.metric.compute(
-            predictions=np.argmax(logits, axis=-1), references=prediction.label_ids, label_names=self.label_names
+            predictions=np.argmax(_prediction_logits(prediction), axis=-1),
+            references=prediction.label_ids,
+            label_names=self.label_names,
         )
         return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
+
+
+class MultiLabelGenreMetrics:
+    """Trainer `compute_metrics` of a multi-label model: clip `map`, the mean over genres of their average
+    precision (genres without a positive clip left out), through the package's `multi_label_genres` module.
+    AP needs only the order of the scores, so the logits are scored as they are."""
+
+    def __init__(self, label_names: Sequence[str]):
+        self.label_names = list(label_names)
+        self.metric = load_multi_label_metric()
+
+    def __call__(self, prediction: EvalPrediction) -> dict[str, float]:
+        scores = self.metric.compute(
+            predictions=_prediction_logits(prediction),
+            references=np.asarray(prediction.label_ids).round().astype(np.int64),
+            label_names=self.label_names,
+            threshold=0.0,  # F1 is not reported here: a fixed threshold spares the module its search
+        )
+        return {"map": scores["mean_average_precision"]}
 
 
 class EpochOfTrainingSeeds(TrainerCallback):
@@ -236,7 +287,10 @@ __all__ = [
     "EpochOfTrainingSeeds",
     "FmaTrainer",
     "GenreMetrics",
+    "MultiLabelGenreMetrics",
     "TrainSplitEvaluation",
     "WholeStream",
+    "binary_cross_entropy_loss",
+    "classification_loss",
     "cross_entropy_loss",
 ]

@@ -5,7 +5,10 @@
 `train_and_evaluate` loads the splits, builds the feature extractor (fbank statistics of the training
 split), the crop transforms, the collator and the model, trains with `FmaTrainer`, keeps the best model by
 validation accuracy and evaluates it on validation and test (clip and track level, see
-`hf_fma.evaluation`). The model and its feature extractor (`save_pretrained`), `trainer_state.json`,
+`hf_fma.evaluation`). With `task: multi_label` the targets are each track's `genres` as multi-hot vectors
+over the training split's genres (`hf_fma.multi_label.GenreVocabulary`), the loss BCE-with-logits, the best
+model the one of the best validation `map`, and the saved config carries `multi_label_threshold`, chosen on
+the validation split before the test split is scored with it. The model and its feature extractor (`save_pretrained`), `trainer_state.json`,
 `evaluation_{validation,test}.json`, `run_config.yaml` and `all_results.json` go into the staging folder
 (`run_folder.staging_dir`), which the caller publishes into output_dir once it has added its own files:
 `hf_fma.train.run_training` (the lock, the run card, the publishing) is the entry point users call.
@@ -17,9 +20,8 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from functools import partial
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +34,14 @@ from hf_fma.arguments import BASELINES, DataArguments, FmaTrainingArguments, Mod
 from hf_fma.audio import audio_duration
 from hf_fma.augment import Mixup, SpecAugment, TrainingSeeds
 from hf_fma.checkpoints import check_checkpoint_matches
-from hf_fma.data import balanced_sample, is_synthesized_demo, load_splits
+from hf_fma.data import balanced_sample, is_synthesized_demo, load_genre_parents, load_splits, tracks_with_genres
 from hf_fma.evaluation import evaluate_model, flat_metrics, labelled_tracks, with_crop_transform
 from hf_fma.fbank import AUDIOSET_MEAN, AUDIOSET_STD, EMPTY_MEL_FILTER_WARNING
 from hf_fma.fbank_stats import compute_fbank_stats
 from hf_fma.geometry import crop_frames
 from hf_fma.models import build_model
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
+from hf_fma.multi_label import GenreVocabulary, ancestry, set_multi_label_config
 from hf_fma.run_folder import (
     ALL_RESULTS_NAME,
     TRAINER_STATE_NAME,
@@ -53,9 +56,10 @@ from hf_fma.trainer import (
     EpochOfTrainingSeeds,
     FmaTrainer,
     GenreMetrics,
+    MultiLabelGenreMetrics,
     TrainSplitEvaluation,
     WholeStream,
-    cross_entropy_loss,
+    classification_loss,
 )
 from hf_fma.transforms import AudioCropTransform, FbankCollator, expand_crops
 
@@ -136,12 +140,23 @@ def build_collator(
     return FbankCollator(feature_extractor, spec_augment=spec_augment, mixup=mixup, seeds=seeds)
 
 
-def build_classifier(model_args: ModelArguments, feature_extractor, label_names: Sequence[str]):
-    """AST (preset from scratch or checkpoint fine-tuned), the CNN or the LSTM, sized to the features."""
+def build_classifier(
+    model_args: ModelArguments,
+    feature_extractor,
+    label_names: Sequence[str],
+    genre_parents: Mapping[str, str | None] | None = None,
+):
+    """AST (preset from scratch or checkpoint fine-tuned), the CNN or the LSTM, sized to the features. With
+    `genre_parents` (a multi-label run's hierarchy, {} without one), a multi-label model: see
+    `hf_fma.multi_label.set_multi_label_config`."""
     if model_args.model_family in BASELINES:
         _, build_baseline = BASELINES[model_args.model_family]
-        return build_baseline(model_args.model_name_or_path, feature_extractor, label_names)
-    return build_model(model_args.model_name_or_path, feature_extractor, label_names)
+        model = build_baseline(model_args.model_name_or_path, feature_extractor, label_names)
+    else:
+        model = build_model(model_args.model_name_or_path, feature_extractor, label_names)
+    if genre_parents is not None:
+        set_multi_label_config(model.config, genre_parents)
+    return model
 
 
 def describe_process(training_args: TrainingArguments) -> str:
@@ -173,13 +188,18 @@ class RunSplits:
     """The splits of a run. `whole`: train/validation/test as loaded (validation and test cut to
     max_eval_samples), which `evaluate_model` reads, picking the labelled tracks itself; `labelled`: their
     tracks with a genre (large and full have some without), which Trainer reads, the training split cut to
-    max_train_samples and, streamed, shuffled."""
+    max_train_samples and, streamed, shuffled. A multi-label run has its `vocabulary` (the training split's
+    genres) and their `genre_parents`; its labelled tracks are those with a genre of the vocabulary."""
 
     whole: dict[str, datasets.Dataset | datasets.IterableDataset]
     labelled: dict[str, datasets.Dataset | datasets.IterableDataset]
+    vocabulary: GenreVocabulary | None = None
+    genre_parents: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def label_names(self) -> list[str]:
+        if self.vocabulary is not None:
+            return list(self.vocabulary.names)
         return self.whole["train"].features["genre"].names
 
 
@@ -241,12 +261,21 @@ def prepare_splits(data_args: DataArguments, training_args: TrainingArguments) -
             streaming=data_args.streaming,
             num_proc=data_args.preprocessing_num_workers,
         )
-        labelled = {name: labelled_tracks(split) for name, split in whole.items()}
+        if data_args.task == "multi_label":
+            labelled = {name: tracks_with_genres(split) for name, split in whole.items()}
+        else:
+            labelled = {name: labelled_tracks(split) for name, split in whole.items()}
     # On every process (warning: the level other processes log at, as in transformers' examples).
     logger.warning(describe_process(training_args))
     if data_args.max_train_samples is not None:
         seed = training_args.data_seed or training_args.seed
         labelled["train"] = balanced_sample(labelled["train"], data_args.max_train_samples, seed=seed)
+    vocabulary, parents = None, {}
+    if data_args.task == "multi_label":
+        # The label space is the training split's alone: validation and test are scored over the same genres.
+        vocabulary = GenreVocabulary.from_genre_lists(labelled["train"]["genres"], data_args.min_genre_tracks)
+        parents = ancestry(vocabulary.names, load_genre_parents(data_args.data_dir, data_args.dataset_name))
+        labelled = {name: tracks_with_genres(split, vocabulary.names) for name, split in labelled.items()}
     if data_args.streaming:
         # A stream comes in archive order; Trainer reshuffles it each epoch through set_epoch.
         labelled["train"] = labelled["train"].shuffle(training_args.seed, buffer_size=data_args.shuffle_buffer_size)
@@ -256,14 +285,15 @@ def prepare_splits(data_args: DataArguments, training_args: TrainingArguments) -
             whole[name] = labelled[name] = sample
     if not data_args.streaming:
         check_crop_fits(labelled["train"], data_args.crop_seconds)
-    splits = RunSplits(whole, labelled)
+    splits = RunSplits(whole, labelled, vocabulary, parents)
     if training_args.should_log:
         sizes = ", ".join(
             f"{name} {'streamed' if data_args.streaming else len(labelled[name])}"
             for name in ("train", "validation", "test")
         )
+        task = "top genre of" if vocabulary is None else "multi-label over"
         logger.info(
-            f"data: FMA {data_args.dataset_config_name}, {len(splits.label_names)} genres, tracks: {sizes}; "
+            f"data: FMA {data_args.dataset_config_name}, {task} {len(splits.label_names)} genres, tracks: {sizes}; "
             f"{data_args.crop_seconds} s crops, {data_args.eval_crops} per track for track-level metrics"
         )
     return splits
@@ -281,8 +311,10 @@ def build_trainer(
     """The transforms, the collator, the model and the `FmaTrainer` that trains it, with its callbacks."""
     # Their random draws are keyed by seed, epoch and track (see TrainingSeeds): a resumed run repeats them.
     seeds = TrainingSeeds(training_args.data_seed if training_args.data_seed is not None else training_args.seed)
-    center_crop = AudioCropTransform(data_args.crop_seconds, "center", sampling_rate=feature_extractor.sampling_rate)
-    train = training_dataset(data_args, splits.labelled["train"], feature_extractor, seeds)
+    center_crop = AudioCropTransform(
+        data_args.crop_seconds, "center", sampling_rate=feature_extractor.sampling_rate, **label_source(splits.vocabulary)
+    )
+    train = training_dataset(data_args, splits.labelled["train"], feature_extractor, seeds, splits.vocabulary)
     validation = with_crop_transform(splits.labelled["validation"], center_crop)
     if data_args.streaming and training_args.world_size > 1:
         validation = WholeStream(validation)
@@ -294,13 +326,15 @@ def build_trainer(
         training_args.accelerator_config.dispatch_batches = False
 
     # A checkpoint to resume must be of this model family and these genres: checked before any training.
-    model = build_classifier(model_args, feature_extractor, label_names)
+    multi_label = splits.vocabulary is not None
+    model = build_classifier(model_args, feature_extractor, label_names, splits.genre_parents if multi_label else None)
     if checkpoint is not None:
         check_checkpoint_matches(checkpoint, model)
 
     # compute_loss_func: with mixup, training labels are class probabilities (batch, num_labels);
     # ASTForAudioClassification's own loss flattens labels to class indices and fails on them (or, without
-    # a problem_type, switches to BCE for good), so the loss is the cross-entropy that takes both forms.
+    # a problem_type, switches to BCE for good), so the loss is the cross-entropy that takes both forms
+    # (BCE-with-logits for a multi-label model, whose config says so).
     # Trainer skips its own label smoother when given a compute_loss_func: the loss smooths the labels.
     trainer = FmaTrainer(
         model=model,
@@ -309,8 +343,8 @@ def build_trainer(
         train_dataset=train,
         eval_dataset=validation,
         processing_class=feature_extractor,
-        compute_metrics=GenreMetrics(label_names),
-        compute_loss_func=partial(cross_entropy_loss, label_smoothing=training_args.label_smoothing_factor),
+        compute_metrics=(MultiLabelGenreMetrics if multi_label else GenreMetrics)(label_names),
+        compute_loss_func=classification_loss(model.config, label_smoothing=training_args.label_smoothing_factor),
         callbacks=[EpochOfTrainingSeeds(seeds), *callbacks],
     )
     if training_args.early_stopping_patience:
@@ -324,24 +358,32 @@ def build_trainer(
     return trainer
 
 
+def label_source(vocabulary: GenreVocabulary | None) -> dict[str, Any]:
+    """The crop transforms' label arguments: the `genre` class index, or for a multi-label run the
+    `genres` lists as multi-hot vectors over its vocabulary."""
+    return {} if vocabulary is None else {"label_column": "genres", "vocabulary": vocabulary}
+
+
 def training_dataset(
     data_args: DataArguments,
     train: datasets.Dataset | datasets.IterableDataset,
     feature_extractor: FmaASTFeatureExtractor,
     seeds: TrainingSeeds,
+    vocabulary: GenreVocabulary | None = None,
 ) -> datasets.Dataset | datasets.IterableDataset:
     """The training split as Trainer reads it: a random crop of each track per epoch, or with
     train_segments, each track's evenly spaced segments as examples of their own (the references'
     protocol), augmentable like random crops. Expanded within the training split, so no segment of a
-    validation or test track is trained on."""
+    validation or test track is trained on. With a `vocabulary`, multi-hot labels of the `genres` lists."""
+    labels = label_source(vocabulary)
     if data_args.train_segments:
         segments = AudioCropTransform(
             data_args.crop_seconds, "even", n_crops=data_args.train_segments, augment=True,
-            sampling_rate=feature_extractor.sampling_rate,
+            sampling_rate=feature_extractor.sampling_rate, **labels,
         )  # fmt: skip
         return with_crop_transform(expand_crops(train, data_args.train_segments), segments)
     random_crop = AudioCropTransform(
-        data_args.crop_seconds, "random", sampling_rate=feature_extractor.sampling_rate, seeds=seeds
+        data_args.crop_seconds, "random", sampling_rate=feature_extractor.sampling_rate, seeds=seeds, **labels
     )
     return with_crop_transform(train, random_crop)
 
@@ -383,11 +425,17 @@ def evaluate_and_stage(
 ) -> dict[str, float]:
     """Evaluate the best model: clip accuracy on validation centre crops (as during training), then clip-
     and track-level metrics from eval_crops crops per track on validation and test, each split's written to
-    the staging folder as evaluation_{split}.json. Returns their flat metrics."""
+    the staging folder as evaluation_{split}.json. Returns their flat metrics.
+
+    A multi-label model has no threshold yet: the validation evaluation chooses it (best track-level
+    micro-F1), it goes into the staged config.json, and the test split is scored at it, never choosing its own."""
     metrics = trainer.evaluate()
     trainer.log_metrics("eval", metrics)
     is_main = trainer.is_world_process_zero()
+    config = trainer.model.config
     for name in ("validation", "test"):
+        # None on validation (chosen there), the validation's choice on test.
+        threshold = {"threshold": config.multi_label_threshold} if splits.vocabulary is not None else {}
         evaluation = evaluate_model(
             trainer.model,
             feature_extractor,
@@ -397,7 +445,12 @@ def evaluate_and_stage(
             num_workers=training_args.dataloader_num_workers,
             crop_seconds=data_args.crop_seconds,
             progress=not training_args.disable_tqdm and trainer.is_local_process_zero(),
+            **threshold,
         )
+        if threshold and name == "validation":
+            config.multi_label_threshold = evaluation["track"]["threshold"]
+            if is_main:
+                config.save_pretrained(staging)  # the staged config.json, saved with the model, gains it
         split_metrics = flat_metrics(evaluation, prefix=name)
         metrics.update(split_metrics)
         if is_main:
@@ -415,5 +468,6 @@ __all__ = [
     "check_crop_fits",
     "describe_hardware",
     "describe_process",
+    "label_source",
     "train_and_evaluate",
 ]

@@ -4,12 +4,14 @@ The pieces, in the order a batch meets them:
 
 - `AudioCropTransform` (for `Dataset.set_transform` / `with_transform`): each row's audio is decoded only
   over the crop it needs (`hf_fma.audio.load_crop`): a random crop for training, the centre crop or N
-  evenly spaced crops (`expand_crops`) for evaluation. Rows become {"waveform", "labels", "augment"}.
+  evenly spaced crops (`expand_crops`) for evaluation. Rows become {"waveform", "labels", "augment"}; with
+  a `GenreVocabulary` (the multi-label task), "labels" are each row's `genres` as a multi-hot vector.
   `hf_fma.fbank_cache.CachedCropTransform` cuts the same crops from stored fbank frames instead.
 - `FbankCollator` (Trainer's `data_collator`): pads the waveforms into one (batch, samples) tensor and
   computes `BatchedFbank` on it, then SpecAugment and mixup on training batches only. Output:
   {"input_values": FloatTensor (batch, frames, mel_bins), "labels": LongTensor (batch,)} (mixup: soft
-  labels, FloatTensor (batch, num_labels)). The same inputs serve AST and the CNN.
+  labels, FloatTensor (batch, num_labels); multi-label: multi-hot FloatTensor (batch, num_labels), mixed
+  likewise). The same inputs serve AST and the CNN.
 
 Trainer wiring (audio column cast with `Audio(decode=False)`; `remove_unused_columns=False` because the
 transforms read columns the model does not take):
@@ -35,6 +37,7 @@ from hf_fma.audio import CROP_POLICIES, AudioDecodeError, load_crop
 from hf_fma.augment import BATCH_KEY, CROP_KEY, Mixup, SpecAugment, TrainingSeeds, track_ids
 from hf_fma.fbank import BatchedFbank
 from hf_fma.geometry import SAMPLING_RATE
+from hf_fma.multi_label import GenreVocabulary
 
 
 def track_decode_error(error: AudioDecodeError, batch: Mapping[str, list], row: int) -> AudioDecodeError:
@@ -71,7 +74,7 @@ def _repeat_rows(batch: dict[str, list], n_crops: int) -> dict[str, list]:
 class CropTransform:
     """Shared by the waveform and cached-frame transforms: crop policy, labels, augmentation flag."""
 
-    def __init__(self, crop_seconds, policy, n_crops, label_column, augment, seeds=None):
+    def __init__(self, crop_seconds, policy, n_crops, label_column, augment, seeds=None, vocabulary=None):
         if policy not in CROP_POLICIES:
             raise ValueError(f"unknown crop policy {policy!r}; valid policies: {', '.join(CROP_POLICIES)}")
         if crop_seconds is not None and crop_seconds <= 0:
@@ -82,6 +85,7 @@ class CropTransform:
         self.label_column = label_column
         self.augment = policy == "random" if augment is None else augment
         self.seeds = seeds
+        self.vocabulary = vocabulary
 
     def _generators(self, batch: Mapping[str, list], size: int) -> list[torch.Generator | None]:
         """Random crops: each track's own generator when seeded, else torch's global one (None)."""
@@ -102,7 +106,8 @@ class CropTransform:
     def _rows(self, batch: Mapping[str, list], key: str, values: list) -> dict[str, list]:
         rows = {key: values, "augment": [self.augment] * len(values)}
         if self.label_column and self.label_column in batch:
-            rows["labels"] = batch[self.label_column]
+            labels = batch[self.label_column]
+            rows["labels"] = labels if self.vocabulary is None else list(self.vocabulary.multi_hot(labels))
         for passthrough in ("track_id", "crop_index"):
             if passthrough in batch:
                 rows[passthrough] = batch[passthrough]
@@ -121,7 +126,10 @@ class AudioCropTransform(CropTransform):
         audio_column: a column cast with `Audio(decode=False)` ({"path", "bytes"}); decoded rows
             ({"array", "sampling_rate"} on datasets 3.x, torchcodec's `AudioDecoder` on datasets 4+) work
             too but pay for a full decode.
-        label_column: integer labels to return as "labels" (the dataset's "genre" ClassLabel).
+        label_column: integer labels to return as "labels" (the dataset's "genre" ClassLabel), or with
+            `vocabulary`, genre lists (the "genres" column).
+        vocabulary: a `GenreVocabulary`: "labels" become the label_column's genre lists as float32 multi-hot
+            vectors over it (the multi-label task).
         augment: whether FbankCollator may augment these rows; default: only for policy "random".
         seeds: a `TrainingSeeds` that draws each random crop from (seed, epoch, track id), so that a
             resumed run crops as the uninterrupted one (needs a "track_id" column); None: torch's generator.
@@ -141,8 +149,9 @@ class AudioCropTransform(CropTransform):
         label_column: str | None = "genre",
         augment: bool | None = None,
         seeds: TrainingSeeds | None = None,
+        vocabulary: GenreVocabulary | None = None,
     ):
-        super().__init__(crop_seconds, policy, n_crops, label_column, augment, seeds)
+        super().__init__(crop_seconds, policy, n_crops, label_column, augment, seeds, vocabulary)
         self.sampling_rate = sampling_rate
         self.audio_column = audio_column
 
@@ -166,7 +175,8 @@ class AudioCropTransform(CropTransform):
 
 class FbankCollator:
     """Trainer `data_collator`: rows of AudioCropTransform ("waveform") or CachedCropTransform ("fbank")
-    -> {"input_values": FloatTensor (batch, frames, mel_bins), "labels": LongTensor (batch,)}.
+    -> {"input_values": FloatTensor (batch, frames, mel_bins), "labels": LongTensor (batch,)}, or with
+    multi-hot rows (multi-label), "labels": FloatTensor (batch, num_labels).
 
     The fbank is computed once for the whole batch (`BatchedFbank`), in the DataLoader workers. SpecAugment
     and Mixup, when given, apply only to batches whose rows all carry augment=True (training transforms),
@@ -201,7 +211,7 @@ class FbankCollator:
         return self._collate(rows, augment)
 
     def _collate(self, rows: Sequence[Mapping[str, Any]], augment: bool) -> dict[str, torch.Tensor]:
-        labels = torch.tensor([row["labels"] for row in rows], dtype=torch.long) if "labels" in rows[0] else None
+        labels = _stack_labels([row["labels"] for row in rows]) if "labels" in rows[0] else None
         key = "waveform" if "waveform" in rows[0] else "fbank"
         if key not in rows[0]:
             raise ValueError(
@@ -226,6 +236,13 @@ class FbankCollator:
         if labels is not None:
             batch["labels"] = labels
         return batch
+
+
+def _stack_labels(labels: list) -> torch.Tensor:
+    """Class indices -> LongTensor (batch,); multi-hot vectors -> FloatTensor (batch, num_labels)."""
+    if np.ndim(labels[0]):
+        return torch.from_numpy(np.stack(labels).astype(np.float32))
+    return torch.tensor(labels, dtype=torch.long)
 
 
 __all__ = ["AudioCropTransform", "CropTransform", "FbankCollator", "expand_crops", "track_decode_error"]
