@@ -166,6 +166,11 @@ def hub_dataset_id(run: Run) -> str | None:
     return name
 
 
+def dataset_description(run: Run) -> str:
+    """The run's data as a card names it: "FMA small", or the other dataset (`Run.dataset`)."""
+    return f"FMA {run.dataset_config}" if run.fma_data else run.dataset
+
+
 def reproduce_commands(run: Run, model_id: str, published: bool) -> dict[str, str]:
     """The card's commands that repeat the run and its test evaluation, with every option they need: the
     data, and the tracks the run's evaluation sampled (`max_eval_samples`, drawn with its seed). In the
@@ -174,11 +179,16 @@ def reproduce_commands(run: Run, model_id: str, published: bool) -> dict[str, st
     config = run.run_config
     data_dir = None if published else config.get("data_dir")
     data = ["--data_dir", data_dir or DATA_DIR_PLACEHOLDER]
+    if not run.fma_data:  # another dataset: evaluate reads it as training did
+        dataset_name = config["dataset_name"] if not published or hub_dataset_id(run) else DATA_DIR_PLACEHOLDER
+        data = ["--dataset_name", dataset_name]
+        for key in ("audio_column_name", "label_column_name", "split_seed"):
+            data += [f"--{key}", str(config[key])]
     train = ["hf-fma", "train", "run_config.yaml" if published else str(Path(model_id) / RUN_CONFIG_NAME)]
     if published and hub_dataset_id(run) is None:  # a published config keeps only a Hub dataset_name
-        train += data
+        train += data[:2]
     train += ["--output_dir", "rerun"]  # never over the run itself
-    evaluate = ["hf-fma", "evaluate", model_id, "--dataset_config_name", run.dataset, "--split", "test"]
+    evaluate = ["hf-fma", "evaluate", model_id, "--dataset_config_name", run.dataset_config, "--split", "test"]
     evaluate += ["--n_crops", str(require_test_evaluation(run)["n_crops"]), *data]
     if config.get("max_eval_samples") is not None and not config.get("streaming"):
         evaluate += ["--max_tracks", str(config["max_eval_samples"]), "--seed", str(config.get("seed", 0))]
@@ -190,10 +200,12 @@ def require_test_evaluation(run: Run) -> dict[str, Any]:
     one of another config, see `Run.evaluation`); missing, the error says how to make it."""
     evaluation = run.evaluation("test")
     if evaluation is None:
+        config = run.dataset_config
         raise FileNotFoundError(
-            f"{run.path} has no test evaluation on FMA {run.dataset} (neither {evaluation_json_name('test')} nor "
-            f"{evaluation_json_name('test', run.dataset)}): the card reports the test metrics of the config the "
-            f"run trained on; write them with `hf-fma evaluate {run.path} --dataset_config_name {run.dataset} --split test`"
+            f"{run.path} has no test evaluation on {dataset_description(run)} (neither {evaluation_json_name('test')} "
+            f"nor {evaluation_json_name('test', config)}): the card reports the test metrics of the data the "
+            f"run trained on; write them with `hf-fma evaluate {run.path} --dataset_config_name {config} --split test`"
+            + ("" if run.fma_data else f" --dataset_name {run.run_config.get('dataset_name')}")
         )
     return evaluation
 
@@ -201,15 +213,19 @@ def require_test_evaluation(run: Run) -> dict[str, Any]:
 def _eval_results(run: Run, evaluation: Mapping[str, Any], dataset_id: str | None) -> list[EvalResult]:
     """The model-index results: accuracy and macro-F1 at track and clip level on the test split."""
     demo = run.synthesized_demo
-    dataset_name = f"synthesized demo data in FMA {run.dataset}'s layout" if demo else f"FMA {run.dataset}"
+    dataset_name = f"synthesized demo data in FMA {run.dataset}'s layout" if demo else dataset_description(run)
+    if run.fma_data:
+        dataset_type = dataset_id or (DEMO_DATASET_TYPE if demo else FMA_DATASET_TYPE)
+    else:  # a Hub id, else the local folder's name: never FMA's
+        dataset_type = dataset_id or Path(str(run.run_config.get("dataset_name"))).name
 
     def result(metric_type: str, value: float, level: str, label: str) -> EvalResult:
         return EvalResult(
             task_type="audio-classification",
             task_name="Music genre classification",
-            dataset_type=dataset_id or (DEMO_DATASET_TYPE if demo else FMA_DATASET_TYPE),
+            dataset_type=dataset_type,
             dataset_name=dataset_name,
-            dataset_config=run.dataset,
+            dataset_config=run.dataset_config,
             dataset_split="test",
             metric_type=metric_type,
             metric_value=round(value, 4),
@@ -241,8 +257,8 @@ def _card_data(
         license=license,
         library_name="transformers",
         pipeline_tag="audio-classification",
-        tags=["audio-classification", "music", "music-genre-classification", "fma", "hf-fma",
-              {"AST": "audio-spectrogram-transformer", "CNN": "cnn", "LSTM": "lstm"}[run.family]],
+        tags=["audio-classification", "music", "music-genre-classification", *(["fma"] if run.fma_data else []),
+              "hf-fma", {"AST": "audio-spectrogram-transformer", "CNN": "cnn", "LSTM": "lstm"}[run.family]],
         datasets=[dataset_id] if dataset_id else None,
         metrics=["accuracy", "f1"],
         base_model=base_model,
@@ -261,10 +277,18 @@ def _headline(evaluation: Mapping[str, Any]) -> list[dict[str, str]]:
 
 
 def _dataset_section(run: Run, evaluation: Mapping[str, Any], dataset_id: str | None) -> dict[str, Any]:
+    config = run.run_config
     return dict(
         id=dataset_id,
-        config=run.dataset,
+        config=run.dataset_config,
         demo=run.synthesized_demo,
+        fma=run.fma_data,
+        title=dataset_description(run),
+        name=config.get("dataset_name"),
+        audio_column=config.get("audio_column_name", "audio"),
+        label_column=config.get("label_column_name", "genre"),
+        split_seed=config.get("split_seed", 0),
+        made_splits=run.results.get("splits_made_from_train", []),
         train_tracks=run.training_tracks if run.training_tracks is not None else "all",
         validation_tracks=run.results.get("validation_tracks", "?"),
         test_tracks=evaluation["num_tracks"],
@@ -341,7 +365,7 @@ def model_card(
     model_name = model_id.rstrip("/").split("/")[-1]
     features = run.feature_config
     context = dict(
-        title=f"{run.family} music-genre classifier for FMA {run.dataset}"
+        title=f"{run.family} music-genre classifier for {dataset_description(run)}"
         + (" trained on synthesized demo data" if run.synthesized_demo else "")
         + (f": {model_name}" if repo_id else ""),
         family=run.family,
@@ -394,6 +418,7 @@ def _trainer_state(run_dir: Path) -> dict[str, Any]:
 
 
 __all__ = [
+    "dataset_description",
     "hub_dataset_id",
     "model_card",
     "render_template",
