@@ -130,13 +130,14 @@ def test_a_config_the_dataset_lacks_names_its_configs(gtzan_like):
 
 @pytest.fixture(scope="module")
 def gtzan_run(gtzan_like, tmp_path_factory):
-    """ast_gtzan.yaml as shipped but for its data (the local folder, same columns), a tiny AST and 2 epochs."""
+    """ast_gtzan.yaml as shipped but for its data (the local folder, same columns), another split seed, a
+    tiny AST and 2 epochs."""
     from hf_fma.arguments import parse_arguments
     from hf_fma.train import run_training
 
     output_dir = tmp_path_factory.mktemp("ast-gtzan")
     argv = [
-        "ast_gtzan", "--dataset_name", str(gtzan_like), "--output_dir", str(output_dir),
+        "ast_gtzan", "--dataset_name", str(gtzan_like), "--split_seed", "3", "--output_dir", str(output_dir),
         "--model_name_or_path", "tiny", "--frequency_downscale", "2", "--time_downscale", "2",
         "--crop_seconds", "1", "--eval_crops", "2", "--num_train_epochs", "2", "--per_device_train_batch_size", "8",
         "--per_device_eval_batch_size", "8", "--dataloader_num_workers", "0", "--dataloader_persistent_workers",
@@ -159,7 +160,7 @@ def test_the_gtzan_config_trains_on_a_folder_with_its_columns_and_records_the_da
     assert (shipped["dataset_name"], shipped["dataset_config_name"]) == ("sanchit-gandhi/gtzan", "default")
     data = ("dataset_name", "dataset_config_name", "audio_column_name", "label_column_name", "split_seed")
     assert {key: run_config[key] for key in data} == {
-        **{key: shipped[key] for key in data}, "dataset_name": str(gtzan_like)
+        **{key: shipped[key] for key in data}, "dataset_name": str(gtzan_like), "split_seed": 3
     }
 
 
@@ -176,7 +177,7 @@ def test_the_card_names_the_dataset_never_fma(gtzan_run, gtzan_like):
     assert f"# AST music-genre classifier for {gtzan_like}" in text
     assert f"| Dataset | `{gtzan_like}`, config `default`, not FMA |" in text
     assert "has no validation or test split: hf-fma made validation and test from its train split" in text
-    assert "seeded by `--split_seed 0`" in text
+    assert "seeded by `--split_seed 3`" in text
     assert "FMA" not in text.replace("not FMA", "")  # no FMA taxonomy, licences, split or citation
     assert "fma" not in card.data.tags
     indexed = {(result.dataset_name, result.dataset_type, result.dataset_config) for result in card.data.eval_results}
@@ -184,11 +185,17 @@ def test_the_card_names_the_dataset_never_fma(gtzan_run, gtzan_like):
 
 
 def test_the_card_s_evaluate_command_as_printed_gives_the_run_s_test_numbers(gtzan_run, gtzan_like):
-    from hf_fma.evaluate_run import evaluate_main
+    from hf_fma.evaluate_run import _build_evaluate_parser, evaluate_main
 
     output_dir, _ = gtzan_run
     evaluate_argv = card_command(ModelCard.load(output_dir / "README.md").text, "evaluate")
-    assert evaluate_argv[evaluate_argv.index("--dataset_name") + 1] == str(gtzan_like)
+    # The run's data and its test split, made with the run's split seed: every genre being one tone, the
+    # numbers alone may not tell another split's clips apart.
+    shown = vars(_build_evaluate_parser().parse_args(evaluate_argv))
+    run_config = yaml.safe_load((output_dir / "run_config.yaml").read_text())
+    data = ("dataset_name", "dataset_config_name", "audio_column_name", "label_column_name", "split_seed")
+    assert {key: shown[key] for key in data} == {key: run_config[key] for key in data}
+    assert shown["split"] == "test" and shown["n_crops"] == run_config["eval_crops"]
     assert evaluate_main(evaluate_argv) == 0
     recorded = json.loads((output_dir / "evaluation_test.json").read_text())
     reproduced = json.loads((output_dir / "evaluation_default_test.json").read_text())
