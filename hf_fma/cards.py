@@ -166,9 +166,14 @@ def hub_dataset_id(run: Run) -> str | None:
     return name
 
 
-def dataset_description(run: Run) -> str:
-    """The run's data as a card names it: "FMA small", or the other dataset (`Run.dataset`)."""
-    return f"FMA {run.dataset_config}" if run.fma_data else run.dataset
+def other_dataset_flags(run: Run, placeholder: bool = False) -> list[str]:
+    """The `hf-fma evaluate` flags that read a run's dataset other than FMA as its training did (its folder
+    as DIR with `placeholder`)."""
+    config = run.run_config
+    flags = ["--dataset_name", DATA_DIR_PLACEHOLDER if placeholder else str(config["dataset_name"])]
+    for key in ("audio_column_name", "label_column_name", "split_seed"):
+        flags += [f"--{key}", str(config[key])]
+    return flags
 
 
 def reproduce_commands(run: Run, model_id: str, published: bool) -> dict[str, str]:
@@ -180,10 +185,7 @@ def reproduce_commands(run: Run, model_id: str, published: bool) -> dict[str, st
     data_dir = None if published else config.get("data_dir")
     data = ["--data_dir", data_dir or DATA_DIR_PLACEHOLDER]
     if not run.fma_data:  # another dataset: evaluate reads it as training did
-        dataset_name = config["dataset_name"] if not published or hub_dataset_id(run) else DATA_DIR_PLACEHOLDER
-        data = ["--dataset_name", dataset_name]
-        for key in ("audio_column_name", "label_column_name", "split_seed"):
-            data += [f"--{key}", str(config[key])]
+        data = other_dataset_flags(run, published and hub_dataset_id(run) is None)
     train = ["hf-fma", "train", "run_config.yaml" if published else str(Path(model_id) / RUN_CONFIG_NAME)]
     if published and hub_dataset_id(run) is None:  # a published config keeps only a Hub dataset_name
         train += data[:2]
@@ -202,10 +204,10 @@ def require_test_evaluation(run: Run) -> dict[str, Any]:
     if evaluation is None:
         config = run.dataset_config
         raise FileNotFoundError(
-            f"{run.path} has no test evaluation on {dataset_description(run)} (neither {evaluation_json_name('test')} "
+            f"{run.path} has no test evaluation on {run.data_title} (neither {evaluation_json_name('test')} "
             f"nor {evaluation_json_name('test', config)}): the card reports the test metrics of the data the "
-            f"run trained on; write them with `hf-fma evaluate {run.path} --dataset_config_name {config} --split test`"
-            + ("" if run.fma_data else f" --dataset_name {run.run_config.get('dataset_name')}")
+            f"run trained on; write them with `hf-fma evaluate {run.path} --dataset_config_name {config} --split test"
+            + ("`" if run.fma_data else f" {shlex.join(other_dataset_flags(run))}`")
         )
     return evaluation
 
@@ -213,7 +215,7 @@ def require_test_evaluation(run: Run) -> dict[str, Any]:
 def _eval_results(run: Run, evaluation: Mapping[str, Any], dataset_id: str | None) -> list[EvalResult]:
     """The model-index results: accuracy and macro-F1 at track and clip level on the test split."""
     demo = run.synthesized_demo
-    dataset_name = f"synthesized demo data in FMA {run.dataset}'s layout" if demo else dataset_description(run)
+    dataset_name = f"synthesized demo data in FMA {run.dataset}'s layout" if demo else run.data_title
     if run.fma_data:
         dataset_type = dataset_id or (DEMO_DATASET_TYPE if demo else FMA_DATASET_TYPE)
     else:  # a Hub id, else the local folder's name: never FMA's
@@ -283,7 +285,7 @@ def _dataset_section(run: Run, evaluation: Mapping[str, Any], dataset_id: str | 
         config=run.dataset_config,
         demo=run.synthesized_demo,
         fma=run.fma_data,
-        title=dataset_description(run),
+        title=run.data_title,
         name=config.get("dataset_name"),
         audio_column=config.get("audio_column_name", "audio"),
         label_column=config.get("label_column_name", "genre"),
@@ -365,7 +367,7 @@ def model_card(
     model_name = model_id.rstrip("/").split("/")[-1]
     features = run.feature_config
     context = dict(
-        title=f"{run.family} music-genre classifier for {dataset_description(run)}"
+        title=f"{run.family} music-genre classifier for {run.data_title}"
         + (" trained on synthesized demo data" if run.synthesized_demo else "")
         + (f": {model_name}" if repo_id else ""),
         family=run.family,
@@ -418,7 +420,6 @@ def _trainer_state(run_dir: Path) -> dict[str, Any]:
 
 
 __all__ = [
-    "dataset_description",
     "hub_dataset_id",
     "model_card",
     "render_template",

@@ -206,8 +206,10 @@ def check_fma_export(
     splits: datasets.DatasetDict | datasets.IterableDatasetDict, dataset_name: str, config_name: str
 ) -> None:
     """An FMA config read by name must be an `hf-fma export`: its three splits, with track_id, audio and genre."""
-    columns = set(splits["train"].features or ()) if "train" in splits else set()
-    missing = [name for name in SPLITS if name not in splits] + sorted({"track_id", "audio", "genre"} - columns)
+    missing = [name for name in SPLITS if name not in splits]
+    features = splits["train"].features if "train" in splits else {}
+    if features is not None:  # a stream may not know its features before reading
+        missing += sorted({"track_id", "audio", "genre"} - set(features))
     if missing:
         raise ValueError(
             f"--dataset_name {dataset_name} with FMA's config name {config_name!r} and columns audio and genre is "

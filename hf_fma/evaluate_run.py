@@ -150,7 +150,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     }  # fmt: skip
     output_dir = args.output_dir or (args.model if Path(args.model).is_dir() else Path("evaluation") / Path(args.model).name)
     fma = is_fma_source(args.dataset_name, args.dataset_config_name, args.audio_column_name, args.label_column_name)
-    data = f"FMA {args.dataset_config_name}" if fma else dataset_title(args.dataset_name, args.dataset_config_name)
+    data = dataset_title(args.dataset_name, args.dataset_config_name, fma)
     title = f"{Path(args.model).name} on {data}, {args.split} split"
     written = write_evaluation(evaluation, output_dir, args.split, title=title, dataset_config=args.dataset_config_name)
     if plot:

@@ -18,9 +18,11 @@ from hf_fma.run_folder import ALL_RESULTS_NAME, RUN_CONFIG_NAME, evaluation_json
 MODEL_FAMILIES = {"audio-spectrogram-transformer": "AST", "fma_cnn": "CNN", "fma_lstm": "LSTM"}
 
 
-def dataset_title(dataset_name: str | Path, config_name: str) -> str:
-    """How reports name a dataset that is not FMA: its name (Hub id or folder) and its config unless the
-    one a dataset without configs has ("default")."""
+def dataset_title(dataset_name: str | Path | None, config_name: str, fma: bool) -> str:
+    """How logs, cards and reports name a run's data: "FMA small", or another dataset by its name (Hub id or
+    folder) and its config unless the one a dataset without configs has ("default")."""
+    if fma:
+        return f"FMA {config_name}"
     return str(dataset_name) if config_name == "default" else f"{dataset_name} ({config_name})"
 
 
@@ -91,9 +93,12 @@ class Run:
     def dataset(self) -> str:
         """The dataset column of the results table: FMA's config (small, mini, ...), or the other dataset's
         name (`dataset_title`)."""
-        if self.fma_data:
-            return self.dataset_config
-        return dataset_title(self.run_config.get("dataset_name", "?"), self.dataset_config)
+        return self.dataset_config if self.fma_data else self.data_title
+
+    @property
+    def data_title(self) -> str:
+        """The run's data as cards name it: "FMA small", or the other dataset (`dataset_title`)."""
+        return dataset_title(self.run_config.get("dataset_name"), self.dataset_config, self.fma_data)
 
     @property
     def input_shape(self) -> tuple[int, int]:

@@ -155,14 +155,11 @@ def describe_process(training_args: TrainingArguments) -> str:
     )
 
 
-def describe_data(data_args: DataArguments) -> str:
-    """The run's data as its start-up log names it: "FMA small", or another dataset with its config."""
-    fma = is_fma_source(
+def reads_fma(data_args: DataArguments) -> bool:
+    """Whether the run reads FMA (archives or an hf-fma export), not another dataset (`data.is_fma_source`)."""
+    return is_fma_source(
         data_args.dataset_name, data_args.dataset_config_name, data_args.audio_column_name, data_args.label_column_name
     )
-    if fma:
-        return f"FMA {data_args.dataset_config_name}"
-    return dataset_title(data_args.dataset_name, data_args.dataset_config_name)
 
 
 def describe_hardware(training_args: TrainingArguments) -> str:
@@ -287,8 +284,9 @@ def prepare_splits(data_args: DataArguments, training_args: TrainingArguments) -
             f"{name} {'streamed' if data_args.streaming else len(labelled[name])}"
             for name in ("train", "validation", "test")
         )
+        data = dataset_title(data_args.dataset_name, data_args.dataset_config_name, reads_fma(data_args))
         logger.info(
-            f"data: {describe_data(data_args)}, {len(splits.label_names)} genres, tracks: {sizes}; "
+            f"data: {data}, {len(splits.label_names)} genres, tracks: {sizes}; "
             f"{data_args.crop_seconds} s crops, {data_args.eval_crops} per track for track-level metrics"
         )
     return splits
@@ -392,14 +390,12 @@ def train_and_save(
     metrics["synthesized_demo_data"] = is_synthesized_demo(
         data_args.dataset_config_name, data_dir=data_args.data_dir, dataset_name=data_args.dataset_name
     )
-    metrics["fma_data"] = is_fma_source(
-        data_args.dataset_name, data_args.dataset_config_name, data_args.audio_column_name, data_args.label_column_name
-    )
+    metrics["fma_data"] = reads_fma(data_args)
     trainer.log_metrics("train", metrics)
     # A split made from train (hub_datasets) keeps datasets' record of the split its rows were loaded from.
     # (A list, which log_metrics cannot print.)
     metrics["splits_made_from_train"] = [
-        name for name in ("validation", "test") if str(getattr(splits.whole[name], "split", name)) == "train"
+        name for name in ("validation", "test") if str(splits.whole[name].split) == "train"
     ]
     if is_main:
         trainer.state.save_to_json(str(staging / TRAINER_STATE_NAME))
