@@ -213,3 +213,16 @@ def test_the_results_table_names_the_dataset(gtzan_run, gtzan_like):
     (row,) = results_table(find_runs([output_dir]))
     assert row.dataset == str(gtzan_like)
     assert f"| {gtzan_like} | 32 | {100 * metrics['test_track_accuracy']:.1f} | 1 |" in format_results_table([row])
+
+
+def test_a_published_card_shows_no_folder_of_the_training_machine(gtzan_run, gtzan_like, tmp_path):
+    from hf_fma import hub
+
+    output_dir, _ = gtzan_run
+    assert hub.main([str(output_dir), "me/ast-gtzan", "--dry_run", str(tmp_path / "repo")]) == 0  # `hf-fma push`
+    card = ModelCard.load(tmp_path / "repo" / "README.md")
+    assert str(gtzan_like.parent) not in str(card.content)
+    assert f"# AST music-genre classifier for {gtzan_like.name}: ast-gtzan\n" in card.text
+    evaluate_argv = card_command(card.text, "evaluate")
+    assert evaluate_argv[:1] == ["me/ast-gtzan"] and evaluate_argv[evaluate_argv.index("--dataset_name") + 1] == "DIR"
+    assert "`DIR` is the folder of that dataset on your machine" in card.text
