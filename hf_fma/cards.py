@@ -34,7 +34,7 @@ from hf_fma.run_folder import (
     read_json,
     write_text_atomic,
 )
-from hf_fma.runs import Run
+from hf_fma.runs import Run, dataset_title
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "model_cards"
 MODEL_CARD_TEMPLATES = {"AST": "ast_model_card.md", "CNN": "cnn_model_card.md", "LSTM": "lstm_model_card.md"}
@@ -166,6 +166,20 @@ def hub_dataset_id(run: Run) -> str | None:
     return name
 
 
+def shown_dataset_name(run: Run, published: bool) -> str | None:
+    """The run's `dataset_name` as a card shows it; a published card names a local folder by its name only:
+    the training machine's paths are not shown (its commands have DIR)."""
+    name = run.run_config.get("dataset_name")
+    if published and name and hub_dataset_id(run) is None:
+        return Path(str(name)).name
+    return name
+
+
+def public_data_title(run: Run, published: bool) -> str:
+    """`Run.data_title` with the dataset's name as the card shows it (`shown_dataset_name`)."""
+    return dataset_title(shown_dataset_name(run, published), run.dataset_config, run.fma_data)
+
+
 def other_dataset_flags(run: Run, placeholder: bool = False) -> list[str]:
     """The `hf-fma evaluate` flags that read a run's dataset other than FMA as its training did (its folder
     as DIR with `placeholder`)."""
@@ -212,10 +226,10 @@ def require_test_evaluation(run: Run) -> dict[str, Any]:
     return evaluation
 
 
-def _eval_results(run: Run, evaluation: Mapping[str, Any], dataset_id: str | None) -> list[EvalResult]:
+def _eval_results(run: Run, evaluation: Mapping[str, Any], dataset_id: str | None, data_title: str) -> list[EvalResult]:
     """The model-index results: accuracy and macro-F1 at track and clip level on the test split."""
     demo = run.synthesized_demo
-    dataset_name = f"synthesized demo data in FMA {run.dataset}'s layout" if demo else run.data_title
+    dataset_name = f"synthesized demo data in FMA {run.dataset}'s layout" if demo else data_title
     if run.fma_data:
         dataset_type = dataset_id or (DEMO_DATASET_TYPE if demo else FMA_DATASET_TYPE)
     else:  # a Hub id, else the local folder's name: never FMA's
@@ -253,6 +267,7 @@ def _card_data(
     dataset_id: str | None,
     base_model: str | None,
     model_name: str,
+    data_title: str,
 ) -> ModelCardData:
     """The card's YAML metadata, which the Hub indexes."""
     return ModelCardData(
@@ -265,7 +280,7 @@ def _card_data(
         metrics=["accuracy", "f1"],
         base_model=base_model,
         model_name=model_name,
-        eval_results=_eval_results(run, evaluation, dataset_id),
+        eval_results=_eval_results(run, evaluation, dataset_id, data_title),
     )
 
 
@@ -278,15 +293,17 @@ def _headline(evaluation: Mapping[str, Any]) -> list[dict[str, str]]:
     ]
 
 
-def _dataset_section(run: Run, evaluation: Mapping[str, Any], dataset_id: str | None) -> dict[str, Any]:
+def _dataset_section(run: Run, evaluation: Mapping[str, Any], dataset_id: str | None, published: bool) -> dict[str, Any]:
     config = run.run_config
+    local = published and not run.fma_data and hub_dataset_id(run) is None
     return dict(
         id=dataset_id,
         config=run.dataset_config,
         demo=run.synthesized_demo,
         fma=run.fma_data,
-        title=run.data_title,
-        name=config.get("dataset_name"),
+        title=public_data_title(run, published),
+        name=shown_dataset_name(run, published),
+        load_name=DATA_DIR_PLACEHOLDER if local else config.get("dataset_name"),
         audio_column=config.get("audio_column_name", "audio"),
         label_column=config.get("label_column_name", "genre"),
         split_seed=config.get("split_seed", 0),
@@ -367,7 +384,7 @@ def model_card(
     model_name = model_id.rstrip("/").split("/")[-1]
     features = run.feature_config
     context = dict(
-        title=f"{run.family} music-genre classifier for {run.data_title}"
+        title=f"{run.family} music-genre classifier for {public_data_title(run, repo_id is not None)}"
         + (" trained on synthesized demo data" if run.synthesized_demo else "")
         + (f": {model_name}" if repo_id else ""),
         family=run.family,
@@ -384,7 +401,7 @@ def model_card(
         trust_remote_code="auto_map" in run.model_config or "auto_map" in features,
         trust_remote_code_extractor="auto_map" in features,
         architecture=_architecture(run),
-        dataset=_dataset_section(run, evaluation, dataset_id),
+        dataset=_dataset_section(run, evaluation, dataset_id, published=repo_id is not None),
         features=_features_section(run),
         augmentation=_augmentation(run.run_config),
         hyperparameters=_hyperparameters(run.run_config),
@@ -392,7 +409,9 @@ def model_card(
         evaluation=_evaluation_section(evaluation),
         figures=dict(figures),
     )
-    card_data = _card_data(run, evaluation, license, dataset_id, base_model, model_name)
+    card_data = _card_data(
+        run, evaluation, license, dataset_id, base_model, model_name, public_data_title(run, repo_id is not None)
+    )
     return ModelCard(render_template(MODEL_CARD_TEMPLATES[run.family], card_data, **context))
 
 
