@@ -226,20 +226,19 @@ def require_test_evaluation(run: Run) -> dict[str, Any]:
     return evaluation
 
 
-def _eval_results(run: Run, evaluation: Mapping[str, Any], dataset_id: str | None, data_title: str) -> list[EvalResult]:
+def _eval_results(run: Run, evaluation: Mapping[str, Any], dataset_id: str | None) -> list[EvalResult]:
     """The model-index results: accuracy and macro-F1 at track and clip level on the test split."""
     demo = run.synthesized_demo
-    dataset_name = f"synthesized demo data in FMA {run.dataset}'s layout" if demo else data_title
-    if run.fma_data:
-        dataset_type = dataset_id or (DEMO_DATASET_TYPE if demo else FMA_DATASET_TYPE)
-    else:  # a Hub id, else the local folder's name: never FMA's
-        dataset_type = dataset_id or Path(str(run.run_config.get("dataset_name"))).name
+    # Hub metadata names a local folder of another dataset by the folder's name (the type too): never FMA.
+    dataset_name = f"synthesized demo data in FMA {run.dataset}'s layout" if demo else public_data_title(run, True)
+    if not run.fma_data:
+        dataset_id = dataset_id or shown_dataset_name(run, published=True)
 
     def result(metric_type: str, value: float, level: str, label: str) -> EvalResult:
         return EvalResult(
             task_type="audio-classification",
             task_name="Music genre classification",
-            dataset_type=dataset_type,
+            dataset_type=dataset_id or (DEMO_DATASET_TYPE if demo else FMA_DATASET_TYPE),
             dataset_name=dataset_name,
             dataset_config=run.dataset_config,
             dataset_split="test",
@@ -267,7 +266,6 @@ def _card_data(
     dataset_id: str | None,
     base_model: str | None,
     model_name: str,
-    data_title: str,
 ) -> ModelCardData:
     """The card's YAML metadata, which the Hub indexes."""
     return ModelCardData(
@@ -280,7 +278,7 @@ def _card_data(
         metrics=["accuracy", "f1"],
         base_model=base_model,
         model_name=model_name,
-        eval_results=_eval_results(run, evaluation, dataset_id, data_title),
+        eval_results=_eval_results(run, evaluation, dataset_id),
     )
 
 
@@ -409,9 +407,7 @@ def model_card(
         evaluation=_evaluation_section(evaluation),
         figures=dict(figures),
     )
-    card_data = _card_data(
-        run, evaluation, license, dataset_id, base_model, model_name, public_data_title(run, repo_id is not None)
-    )
+    card_data = _card_data(run, evaluation, license, dataset_id, base_model, model_name)
     return ModelCard(render_template(MODEL_CARD_TEMPLATES[run.family], card_data, **context))
 
 
