@@ -119,7 +119,13 @@ class DataArguments:
             "folders, e.g. the one `hf-fma make-demo DIR` writes. Unset: the builder downloads them."
         },
     )
-    dataset_config_name: str = field(default="small", metadata={"help": f"One of {', '.join(DATASET_CONFIGS)}."})
+    dataset_config_name: str = field(
+        default="small",
+        metadata={
+            "help": f"One of {', '.join(DATASET_CONFIGS)}; with --dataset_name of another dataset, one of its "
+            "configs (`default` for one without configs)."
+        },
+    )
     task: str = field(
         default="single_label",
         metadata={
@@ -138,8 +144,23 @@ class DataArguments:
     dataset_name: str | None = field(
         default=None,
         metadata={
-            "help": "A Parquet export of FMA (`hf-fma export`): its folder or Hub dataset id, read with "
-            "load_dataset(dataset_name, dataset_config_name) instead of the archives; data_dir is then not read."
+            "help": "A Parquet export of FMA (`hf-fma export`) or any audio-classification dataset: its folder or "
+            "Hub dataset id, read with load_dataset(dataset_name, dataset_config_name) instead of the archives; "
+            "data_dir is then not read. An FMA config name with the columns audio and genre reads an export."
+        },
+    )
+    audio_column_name: str = field(
+        default="audio", metadata={"help": "The name of the dataset column containing the audio data."}
+    )
+    label_column_name: str = field(
+        default="genre",
+        metadata={"help": "The name of the dataset column containing the labels (label names or a ClassLabel)."},
+    )
+    split_seed: int = field(
+        default=0,
+        metadata={
+            "help": "Seed of the stratified split making a validation or test split the dataset lacks (a tenth each "
+            "of its rows); apart from --seed, so that the test tracks stay the same across a seed study."
         },
     )
     streaming: bool = field(
@@ -360,7 +381,7 @@ STRATEGIES = ("eval_strategy", "save_strategy", "logging_strategy")
 
 def check_arguments(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> None:
     """Fail at start, before any data is read, on a wrong name or a missing folder."""
-    if data_args.dataset_config_name not in DATASET_CONFIGS:
+    if data_args.dataset_name is None and data_args.dataset_config_name not in DATASET_CONFIGS:
         raise ValueError(
             f"unknown dataset config {data_args.dataset_config_name!r}; valid configs: {', '.join(DATASET_CONFIGS)}"
         )

@@ -36,7 +36,7 @@ from hf_fma.run_folder import (
     read_json,
     write_text_atomic,
 )
-from hf_fma.runs import Run
+from hf_fma.runs import Run, dataset_title
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "model_cards"
 MODEL_CARD_TEMPLATES = {"AST": "ast_model_card.md", "CNN": "cnn_model_card.md", "LSTM": "lstm_model_card.md"}
@@ -168,6 +168,30 @@ def hub_dataset_id(run: Run) -> str | None:
     return name
 
 
+def shown_dataset_name(run: Run, published: bool) -> str | None:
+    """The run's `dataset_name` as a card shows it; a published card names a local folder by its name only:
+    the training machine's paths are not shown (its commands have DIR)."""
+    name = run.run_config.get("dataset_name")
+    if published and name and hub_dataset_id(run) is None:
+        return Path(str(name)).name
+    return name
+
+
+def public_data_title(run: Run, published: bool) -> str:
+    """`Run.data_title` with the dataset's name as the card shows it (`shown_dataset_name`)."""
+    return dataset_title(shown_dataset_name(run, published), run.dataset_config, run.fma_data)
+
+
+def other_dataset_flags(run: Run, placeholder: bool = False) -> list[str]:
+    """The `hf-fma evaluate` flags that read a run's dataset other than FMA as its training did (its folder
+    as DIR with `placeholder`)."""
+    config = run.run_config
+    flags = ["--dataset_name", DATA_DIR_PLACEHOLDER if placeholder else str(config["dataset_name"])]
+    for key in ("audio_column_name", "label_column_name", "split_seed"):
+        flags += [f"--{key}", str(config[key])]
+    return flags
+
+
 def reproduce_commands(run: Run, model_id: str, published: bool) -> dict[str, str]:
     """The card's commands that repeat the run and its test evaluation, with every option they need: the
     data, and the tracks the run's evaluation sampled (`max_eval_samples`, drawn with its seed). In the
@@ -176,11 +200,13 @@ def reproduce_commands(run: Run, model_id: str, published: bool) -> dict[str, st
     config = run.run_config
     data_dir = None if published else config.get("data_dir")
     data = ["--data_dir", data_dir or DATA_DIR_PLACEHOLDER]
+    if not run.fma_data:  # another dataset: evaluate reads it as training did
+        data = other_dataset_flags(run, published and hub_dataset_id(run) is None)
     train = ["hf-fma", "train", "run_config.yaml" if published else str(Path(model_id) / RUN_CONFIG_NAME)]
     if published and hub_dataset_id(run) is None:  # a published config keeps only a Hub dataset_name
-        train += data
+        train += data[:2]
     train += ["--output_dir", "rerun"]  # never over the run itself
-    evaluate = ["hf-fma", "evaluate", model_id, "--dataset_config_name", run.dataset, "--split", "test"]
+    evaluate = ["hf-fma", "evaluate", model_id, "--dataset_config_name", run.dataset_config, "--split", "test"]
     evaluate += ["--n_crops", str(require_test_evaluation(run)["n_crops"]), *data]
     if config.get("max_eval_samples") is not None and not config.get("streaming"):
         evaluate += ["--max_tracks", str(config["max_eval_samples"]), "--seed", str(config.get("seed", 0))]
@@ -192,10 +218,12 @@ def require_test_evaluation(run: Run) -> dict[str, Any]:
     one of another config, see `Run.evaluation`); missing, the error says how to make it."""
     evaluation = run.evaluation("test")
     if evaluation is None:
+        config = run.dataset_config
         raise FileNotFoundError(
-            f"{run.path} has no test evaluation on FMA {run.dataset} (neither {evaluation_json_name('test')} nor "
-            f"{evaluation_json_name('test', run.dataset)}): the card reports the test metrics of the config the "
-            f"run trained on; write them with `hf-fma evaluate {run.path} --dataset_config_name {run.dataset} --split test`"
+            f"{run.path} has no test evaluation on {run.data_title} (neither {evaluation_json_name('test')} "
+            f"nor {evaluation_json_name('test', config)}): the card reports the test metrics of the data the "
+            f"run trained on; write them with `hf-fma evaluate {run.path} --dataset_config_name {config} --split test"
+            + ("`" if run.fma_data else f" {shlex.join(other_dataset_flags(run))}`")
         )
     return evaluation
 
@@ -208,7 +236,10 @@ def _eval_results(run: Run, evaluation: Mapping[str, Any], dataset_id: str | Non
     """The model-index results: accuracy and macro-F1 at track and clip level on the test split (a
     multi-label run: mAP at both levels and micro-F1 at its threshold at track level)."""
     demo = run.synthesized_demo
-    dataset_name = f"synthesized demo data in FMA {run.dataset}'s layout" if demo else f"FMA {run.dataset}"
+    # Hub metadata names a local folder of another dataset by the folder's name (the type too): never FMA.
+    dataset_name = f"synthesized demo data in FMA {run.dataset}'s layout" if demo else public_data_title(run, True)
+    if not run.fma_data:
+        dataset_id = dataset_id or shown_dataset_name(run, published=True)
 
     def result(metric_type: str, value: float, level: str, label: str, metric_args=None) -> EvalResult:
         return EvalResult(
@@ -216,7 +247,7 @@ def _eval_results(run: Run, evaluation: Mapping[str, Any], dataset_id: str | Non
             task_name="Multi-label music genre classification" if _is_multi_label(evaluation) else "Music genre classification",
             dataset_type=dataset_id or (DEMO_DATASET_TYPE if demo else FMA_DATASET_TYPE),
             dataset_name=dataset_name,
-            dataset_config=run.dataset,
+            dataset_config=run.dataset_config,
             dataset_split="test",
             metric_type=metric_type,
             metric_value=round(value, 4),
@@ -256,8 +287,8 @@ def _card_data(
         license=license,
         library_name="transformers",
         pipeline_tag="audio-classification",
-        tags=["audio-classification", "music", "music-genre-classification", "fma", "hf-fma",
-              {"AST": "audio-spectrogram-transformer", "CNN": "cnn", "LSTM": "lstm"}[run.family]],
+        tags=["audio-classification", "music", "music-genre-classification", *(["fma"] if run.fma_data else []),
+              "hf-fma", {"AST": "audio-spectrogram-transformer", "CNN": "cnn", "LSTM": "lstm"}[run.family]],
         datasets=[dataset_id] if dataset_id else None,
         metrics=["map", "f1", "roc_auc"] if _is_multi_label(evaluation) else ["accuracy", "f1"],
         base_model=base_model,
@@ -281,11 +312,21 @@ def _headline(evaluation: Mapping[str, Any]) -> list[dict[str, str]]:
     ]
 
 
-def _dataset_section(run: Run, evaluation: Mapping[str, Any], dataset_id: str | None) -> dict[str, Any]:
+def _dataset_section(run: Run, evaluation: Mapping[str, Any], dataset_id: str | None, published: bool) -> dict[str, Any]:
+    config = run.run_config
+    local = published and not run.fma_data and hub_dataset_id(run) is None
     return dict(
         id=dataset_id,
-        config=run.dataset,
+        config=run.dataset_config,
         demo=run.synthesized_demo,
+        fma=run.fma_data,
+        title=public_data_title(run, published),
+        name=shown_dataset_name(run, published),
+        load_name=DATA_DIR_PLACEHOLDER if local else config.get("dataset_name"),
+        audio_column=config.get("audio_column_name", "audio"),
+        label_column=config.get("label_column_name", "genre"),
+        split_seed=config.get("split_seed", 0),
+        made_splits=run.results.get("splits_made_from_train", []),
         train_tracks=run.training_tracks if run.training_tracks is not None else "all",
         validation_tracks=run.results.get("validation_tracks", "?"),
         test_tracks=evaluation["num_tracks"],
@@ -362,7 +403,7 @@ def model_card(
     model_name = model_id.rstrip("/").split("/")[-1]
     features = run.feature_config
     context = dict(
-        title=f"{run.family} music-genre classifier for FMA {run.dataset}"
+        title=f"{run.family} music-genre classifier for {public_data_title(run, repo_id is not None)}"
         + (" trained on synthesized demo data" if run.synthesized_demo else "")
         + (f": {model_name}" if repo_id else ""),
         family=run.family,
@@ -380,7 +421,7 @@ def model_card(
         trust_remote_code="auto_map" in run.model_config or "auto_map" in features,
         trust_remote_code_extractor="auto_map" in features,
         architecture=_architecture(run),
-        dataset=_dataset_section(run, evaluation, dataset_id),
+        dataset=_dataset_section(run, evaluation, dataset_id, published=repo_id is not None),
         features=_features_section(run),
         augmentation=_augmentation(run.run_config),
         hyperparameters=_hyperparameters(run.run_config),

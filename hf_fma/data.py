@@ -16,8 +16,9 @@ The builder runs as `load_dataset` runs it: `download_and_prepare()` then `as_da
 module, not a copy in the modules cache (`BadAudioWarning` is `hf_fma.hf_fma.BadAudioWarning`), and a
 relative `data_dir` is read from the working directory, not from the script's folder.
 
-The splits a run trains and evaluates on come from `load_splits`, from the archives or from a Parquet
-export (`hf-fma export`), with their audio undecoded; `balanced_sample` draws equal genres from one.
+The splits a run trains and evaluates on come from `load_splits`, from the archives, from a Parquet
+export (`hf-fma export`) or from any audio-classification dataset (`hf_fma.hub_datasets`), with their
+audio undecoded; `balanced_sample` draws equal genres from one.
 
 This module imports `datasets` and the builder only: no torch, no transformers.
 """
@@ -37,9 +38,10 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from datasets import Audio, load_dataset
+from datasets import Audio, get_dataset_config_names, load_dataset
 
 from hf_fma.hf_fma import Fma, _is_demo_archive
+from hf_fma.hub_datasets import SPLITS, to_fma_columns
 from hf_fma.metadata import ARCHIVES, FMA_BASE_URL, genre_parents, load_genres
 
 logger = logging.getLogger(__name__)
@@ -151,19 +153,54 @@ def is_synthesized_demo(
     return is_demo_data(data_dir)
 
 
+def is_fma_source(
+    dataset_name: str | os.PathLike | None,
+    config_name: str,
+    audio_column_name: str = "audio",
+    label_column_name: str = "genre",
+) -> bool:
+    """Whether a run reads FMA: its archives (no `dataset_name`), or an `hf-fma export` read by one of FMA's
+    config names with the builder's `audio` and `genre` columns. Any other `dataset_name` is another audio-
+    classification dataset (`hf_fma.hub_datasets.to_fma_columns`), which cards and tables never call FMA.
+    Decided from the arguments alone, so that a finished run's record says which it read."""
+    return not dataset_name or (
+        config_name in DATASET_CONFIGS and (audio_column_name, label_column_name) == ("audio", "genre")
+    )
+
+
 def load_splits(
     config_name: str = "small",
     data_dir: str | os.PathLike | None = None,
     dataset_name: str | os.PathLike | None = None,
     streaming: bool = False,
     num_proc: int | None = None,
+    audio_column_name: str = "audio",
+    label_column_name: str = "genre",
+    split_seed: int = 0,
 ) -> dict[str, datasets.Dataset | datasets.IterableDataset]:
-    """train/validation/test of FMA `config_name` through `load_fma` (any datasets version), or of the
-    export `dataset_name` (folder or Hub dataset id; `data_dir` is then not read), audio left undecoded
-    ({"path", "bytes"}: the transforms decode only their crops)."""
+    """train/validation/test of FMA `config_name` through `load_fma` (any datasets version), of the export
+    `dataset_name` (folder or Hub dataset id; `data_dir` is then not read), or of any other audio-
+    classification dataset `dataset_name` in FMA's columns (`is_fma_source`, `hub_datasets.to_fma_columns`,
+    which makes a split it lacks), audio left undecoded ({"path", "bytes"}: the transforms decode only
+    their crops)."""
     if dataset_name:
-        # An `hf-fma export`: Parquet with the builder's columns and MP3 bytes.
-        splits = load_dataset(str(dataset_name), config_name, streaming=streaming)
+        dataset_name = str(dataset_name)
+        configs = get_dataset_config_names(dataset_name)
+        if config_name not in configs:
+            raise ValueError(
+                f"--dataset_config_name {config_name}: {dataset_name} has no such config; its configs: "
+                f"{', '.join(configs)}"
+            )
+        splits = load_dataset(dataset_name, config_name, streaming=streaming)
+        if is_fma_source(dataset_name, config_name, audio_column_name, label_column_name):
+            check_fma_export(splits, dataset_name, config_name)
+        elif streaming:
+            raise ValueError(
+                f"--streaming reads hf-fma exports only, and --dataset_name {dataset_name} (config {config_name}) is "
+                "another dataset, whose missing splits cannot be made from a stream: train without --streaming"
+            )
+        else:
+            splits = to_fma_columns(splits, audio_column_name, label_column_name, seed=split_seed)
     else:
         splits = load_fma(config_name, data_dir=data_dir, streaming=streaming, num_proc=num_proc)
     return {name: splits[name].cast_column("audio", Audio(decode=False)) for name in ("train", "validation", "test")}
@@ -209,6 +246,22 @@ def load_genre_parents(
     return genre_parents(load_genres(io.StringIO(text)))
 
 
+def check_fma_export(
+    splits: datasets.DatasetDict | datasets.IterableDatasetDict, dataset_name: str, config_name: str
+) -> None:
+    """An FMA config read by name must be an `hf-fma export`: its three splits, with track_id, audio and genre."""
+    missing = [name for name in SPLITS if name not in splits]
+    features = splits["train"].features if "train" in splits else {}
+    if features is not None:  # a stream may not know its features before reading
+        missing += sorted({"track_id", "audio", "genre"} - set(features))
+    if missing:
+        raise ValueError(
+            f"--dataset_name {dataset_name} with FMA's config name {config_name!r} and columns audio and genre is "
+            f"read as an hf-fma export, but it lacks {', '.join(missing)}; for another dataset give its own "
+            "--dataset_config_name, --audio_column_name and --label_column_name"
+        )
+
+
 def balanced_sample(
     dataset: datasets.Dataset, num_samples: int, seed: int = 0, label_column: str = "genre"
 ) -> datasets.Dataset:
@@ -239,9 +292,11 @@ __all__ = [
     "DATASET_CONFIGS",
     "DEMO_SCHEMA_KEY",
     "balanced_sample",
+    "check_fma_export",
     "is_demo_data",
     "is_demo_export",
     "is_demo_schema",
+    "is_fma_source",
     "is_synthesized_demo",
     "load_fma",
     "load_genre_parents",

@@ -1,6 +1,7 @@
-"""`hf-fma evaluate`: a saved model (a run folder or a Hub name) on one split of the hf_fma dataset.
+"""`hf-fma evaluate`: a saved model (a run folder or a Hub name) on one split of FMA or of another dataset.
 
     hf-fma evaluate runs/ast-demo --dataset_config_name small --split test --data_dir demo_data
+    hf-fma evaluate runs/ast-gtzan --dataset_name sanchit-gandhi/gtzan --dataset_config_name default --split test
 
 It scores the model at clip level (every crop on its own) and track level (the logits of `--n_crops` evenly
 spaced crops averaged per track, hf_fma.evaluation), and writes `evaluation_{config}_{split}.json`, `.md` and
@@ -25,6 +26,7 @@ from hf_fma.argparsing import ArgumentParser
 # importing plots does not import matplotlib.
 from hf_fma.plots import check_matplotlib, plot_confusion_matrix
 from hf_fma.run_folder import confusion_matrix_name
+from hf_fma.runs import dataset_title
 
 
 def _refresh_run_card(folder: str | Path) -> list[Path]:
@@ -42,11 +44,27 @@ def _build_evaluate_parser() -> argparse.ArgumentParser:
     from hf_fma.data import DATASET_CONFIGS
 
     parser = ArgumentParser(
-        prog="hf-fma evaluate", description="Clip- and track-level metrics of a saved model on an FMA split."
+        prog="hf-fma evaluate",
+        description="Clip- and track-level metrics of a saved model on a split of FMA or of another dataset.",
     )
     parser.add_argument("model", help="a saved model folder (a run folder) or a Hub name")
     parser.add_argument(
-        "--dataset_config_name", default="small", choices=DATASET_CONFIGS, help="FMA dataset config (default: small)"
+        "--dataset_config_name",
+        default="small",
+        help=f"FMA dataset config, one of {', '.join(DATASET_CONFIGS)} (default: small); with --dataset_name of "
+        "another dataset, one of its configs (`default` for one without configs)",
+    )
+    parser.add_argument(
+        "--dataset_name",
+        help="an `hf-fma export` or any audio-classification dataset: its folder or Hub id (as in training)",
+    )
+    parser.add_argument("--audio_column_name", default="audio", help="(default: audio)")
+    parser.add_argument("--label_column_name", default="genre", help="(default: genre)")
+    parser.add_argument(
+        "--split_seed",
+        type=int,
+        default=0,
+        help="seed of the stratified split making a split the dataset lacks, as in training (default: 0)",
     )
     parser.add_argument("--split", default="test", choices=("train", "validation", "test"), help="(default: test)")
     parser.add_argument("--data_dir", help="folder with the FMA archives or their extracted folders (default: download)")
@@ -87,8 +105,15 @@ def evaluate_main(argv: list[str] | None = None) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from hf_fma.data import DATASET_CONFIGS, is_fma_source
+
     if args.n_crops < 1:
         raise ValueError(f"--n_crops must be >= 1, got {args.n_crops}")
+    if args.dataset_name is None and args.dataset_config_name not in DATASET_CONFIGS:
+        raise ValueError(
+            f"--dataset_config_name {args.dataset_config_name}: FMA has no such config; valid: "
+            f"{', '.join(DATASET_CONFIGS)} (another dataset's config goes with its --dataset_name)"
+        )
     if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
         raise FileNotFoundError(
             f"--data_dir {args.data_dir} is not a folder (it should hold fma_metadata.zip and "
@@ -109,7 +134,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     model, feature_extractor = load_classifier(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
     plot = plot and not is_multi_label(model.config)  # genres are not exclusive: no confusion matrix
-    split = load_splits(args.dataset_config_name, data_dir=args.data_dir)[args.split]
+    split = load_splits(
+        args.dataset_config_name, data_dir=args.data_dir, dataset_name=args.dataset_name,
+        audio_column_name=args.audio_column_name, label_column_name=args.label_column_name, split_seed=args.split_seed,
+    )[args.split]  # fmt: skip
     if args.max_tracks is not None:
         split = balanced_sample(split, args.max_tracks, seed=args.seed)
     evaluation = evaluate_model(
@@ -122,9 +150,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         crop_seconds=args.crop_seconds,
         progress=True,
     )
-    evaluation = {"model": str(args.model), "dataset_config": args.dataset_config_name, "split": args.split, **evaluation}
+    evaluation = {
+        "model": str(args.model), "dataset_name": args.dataset_name, "dataset_config": args.dataset_config_name,
+        "split": args.split, **evaluation,
+    }  # fmt: skip
     output_dir = args.output_dir or (args.model if Path(args.model).is_dir() else Path("evaluation") / Path(args.model).name)
-    title = f"{Path(args.model).name} on FMA {args.dataset_config_name}, {args.split} split"
+    fma = is_fma_source(args.dataset_name, args.dataset_config_name, args.audio_column_name, args.label_column_name)
+    data = dataset_title(args.dataset_name, args.dataset_config_name, fma)
+    title = f"{Path(args.model).name} on {data}, {args.split} split"
     written = write_evaluation(evaluation, output_dir, args.split, title=title, dataset_config=args.dataset_config_name)
     if plot:
         written.append(

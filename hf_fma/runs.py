@@ -19,6 +19,12 @@ from hf_fma.run_folder import ALL_RESULTS_NAME, RUN_CONFIG_NAME, evaluation_json
 MODEL_FAMILIES = {"audio-spectrogram-transformer": "AST", "fma_cnn": "CNN", "fma_lstm": "LSTM"}
 
 
+def dataset_title(dataset_name: str | Path | None, config_name: str, fma: bool) -> str:
+    """How logs, cards and reports name a run's data: "FMA small", or another dataset by its name (Hub id or
+    folder) and its config unless the one a dataset without configs has ("default")."""
+    if fma:
+        return f"FMA {config_name}"
+    return str(dataset_name) if config_name == "default" else f"{dataset_name} ({config_name})"
 
 
 @dataclass
@@ -80,9 +86,26 @@ class Run:
         return f"{self.family} ({self.model_name})"
 
     @property
-    def dataset(self) -> str:
-        """The hf_fma config the run trained on: small, mini, medium, ..."""
+    def fma_data(self) -> bool:
+        """Whether the run trained on FMA (its archives or an hf-fma export) rather than another dataset, as
+        training recorded it (`hf_fma.data.is_fma_source`); runs that predate the record trained on FMA."""
+        return bool(self.results.get("fma_data", True))
+
+    @property
+    def dataset_config(self) -> str:
+        """The config the run trained on: FMA's (small, mini, medium, ...) or the other dataset's."""
         return str(self.run_config.get("dataset_config_name", "?"))
+
+    @property
+    def dataset(self) -> str:
+        """The dataset column of the results table: FMA's config (small, mini, ...), or the other dataset's
+        name (`dataset_title`)."""
+        return self.dataset_config if self.fma_data else self.data_title
+
+    @property
+    def data_title(self) -> str:
+        """The run's data as cards name it: "FMA small", or the other dataset (`dataset_title`)."""
+        return dataset_title(self.run_config.get("dataset_name"), self.dataset_config, self.fma_data)
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -138,13 +161,14 @@ class Run:
         """The clip- and track-level evaluation of a split of the run's dataset config: the run's own
         `evaluation_{split}.json` when it was made on that config, else the one `hf-fma evaluate
         --dataset_config_name` wrote (`evaluation_{config}_{split}.json`); None when neither exists. Each
-        file's recorded `dataset_config` decides (files without one are the run's own), so numbers of
-        another config are never reported as this one's."""
-        config = self.dataset
+        file's recorded `dataset_config` (and, for a run not on FMA, `dataset_name`) decides (files without
+        them are the run's own), so numbers of other data are never reported as this run's."""
+        config, name = self.dataset_config, self.run_config.get("dataset_name")
         for path in (self.path / evaluation_json_name(split), self.path / evaluation_json_name(split, config)):
             if path.is_file():
                 evaluation = read_json(path)
-                if evaluation.get("dataset_config", self.dataset) == config:
+                same_name = self.fma_data or evaluation.get("dataset_name", name) == name
+                if evaluation.get("dataset_config", config) == config and same_name:
                     return evaluation
         return None
 
@@ -165,4 +189,4 @@ def find_runs(paths: Iterable[str | Path]) -> list[Run]:
     return runs
 
 
-__all__ = ["MODEL_FAMILIES", "Run", "find_runs"]
+__all__ = ["MODEL_FAMILIES", "Run", "dataset_title", "find_runs"]

@@ -34,7 +34,14 @@ from hf_fma.arguments import BASELINES, DataArguments, FmaTrainingArguments, Mod
 from hf_fma.audio import audio_duration
 from hf_fma.augment import Mixup, SpecAugment, TrainingSeeds
 from hf_fma.checkpoints import check_checkpoint_matches
-from hf_fma.data import balanced_sample, is_synthesized_demo, load_genre_parents, load_splits, tracks_with_genres
+from hf_fma.data import (
+    balanced_sample,
+    is_fma_source,
+    is_synthesized_demo,
+    load_genre_parents,
+    load_splits,
+    tracks_with_genres,
+)
 from hf_fma.evaluation import evaluate_model, flat_metrics, labelled_tracks, with_crop_transform
 from hf_fma.fbank import AUDIOSET_MEAN, AUDIOSET_STD, EMPTY_MEL_FILTER_WARNING
 from hf_fma.fbank_stats import compute_fbank_stats
@@ -42,6 +49,7 @@ from hf_fma.geometry import crop_frames
 from hf_fma.models import build_model
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
 from hf_fma.multi_label import GenreVocabulary, ancestry, set_multi_label_config
+from hf_fma.runs import dataset_title
 from hf_fma.run_folder import (
     ALL_RESULTS_NAME,
     TRAINER_STATE_NAME,
@@ -169,6 +177,13 @@ def describe_process(training_args: TrainingArguments) -> str:
     )
 
 
+def reads_fma(data_args: DataArguments) -> bool:
+    """Whether the run reads FMA (archives or an hf-fma export), not another dataset (`data.is_fma_source`)."""
+    return is_fma_source(
+        data_args.dataset_name, data_args.dataset_config_name, data_args.audio_column_name, data_args.label_column_name
+    )
+
+
 def describe_hardware(training_args: TrainingArguments) -> str:
     """What the run trained on, for the model card: "2 x NVIDIA A100-SXM4-80GB" or "CPU, 2 cores"."""
     processes = training_args.world_size
@@ -260,6 +275,9 @@ def prepare_splits(data_args: DataArguments, training_args: TrainingArguments) -
             dataset_name=data_args.dataset_name,
             streaming=data_args.streaming,
             num_proc=data_args.preprocessing_num_workers,
+            audio_column_name=data_args.audio_column_name,
+            label_column_name=data_args.label_column_name,
+            split_seed=data_args.split_seed,
         )
         if data_args.task == "multi_label":
             labelled = {name: tracks_with_genres(split) for name, split in whole.items()}
@@ -292,8 +310,9 @@ def prepare_splits(data_args: DataArguments, training_args: TrainingArguments) -
             for name in ("train", "validation", "test")
         )
         task = "top genre of" if vocabulary is None else "multi-label over"
+        data = dataset_title(data_args.dataset_name, data_args.dataset_config_name, reads_fma(data_args))
         logger.info(
-            f"data: FMA {data_args.dataset_config_name}, {task} {len(splits.label_names)} genres, tracks: {sizes}; "
+            f"data: {data}, {task} {len(splits.label_names)} genres, tracks: {sizes}; "
             f"{data_args.crop_seconds} s crops, {data_args.eval_crops} per track for track-level metrics"
         )
     return splits
@@ -409,7 +428,13 @@ def train_and_save(
     metrics["synthesized_demo_data"] = is_synthesized_demo(
         data_args.dataset_config_name, data_dir=data_args.data_dir, dataset_name=data_args.dataset_name
     )
+    metrics["fma_data"] = reads_fma(data_args)
     trainer.log_metrics("train", metrics)
+    # A split made from train (hub_datasets) keeps datasets' record of the split its rows were loaded from.
+    # (A list, which log_metrics cannot print.)
+    metrics["splits_made_from_train"] = [
+        name for name in ("validation", "test") if str(splits.whole[name].split) == "train"
+    ]
     if is_main:
         trainer.state.save_to_json(str(staging / TRAINER_STATE_NAME))
     return metrics, staging
@@ -455,7 +480,10 @@ def evaluate_and_stage(
         metrics.update(split_metrics)
         if is_main:
             trainer.log_metrics(name, split_metrics)
-            evaluation = {"dataset_config": data_args.dataset_config_name, "split": name, **evaluation}
+            evaluation = {
+                "dataset_name": data_args.dataset_name, "dataset_config": data_args.dataset_config_name, "split": name,
+                **evaluation,
+            }  # fmt: skip
             write_json_atomic(staging / evaluation_json_name(name), evaluation)
     return metrics
 

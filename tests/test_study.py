@@ -30,7 +30,7 @@ REFERENCE_ROWS = {
     ("RNN-LSTM", "fma_small", 57.1, "lstm_mfcc_small"),
     ("CNN", "fma_small", 51.6, "cnn_mfcc_small"),
     ("ViT", "fma_small", 56.9, "ast_mfcc_small"),
-    ("ViT", "GTZAN", 78.0, None),  # no FMA config can run GTZAN
+    ("ViT", "GTZAN", 78.0, "ast_gtzan"),  # on a GTZAN dataset of the Hub
 }
 
 # What each config must train, read off the rows: model family and preset, hf_fma dataset config, pooling
@@ -45,6 +45,8 @@ CONFIG_SET_UPS = {
     "cnn_mfcc_small": ("cnn", "study", "small", (1, 2), 13, 0, 5.0, 6),
     # AST's 16 x 16 patches need 16 values per frame: 13 MFCC + deltas + delta-deltas.
     "ast_mfcc_small": ("ast", "study-scratch", "small", (1, 2), 13, 2, 5.0, 6),
+    # The study's AST settings on GTZAN (the row states no features): a Hub dataset without configs.
+    "ast_gtzan": ("ast", "study-scratch", "default", (4, 4), 0, 0, 5.0, 0),
 }
 
 
@@ -75,7 +77,9 @@ def test_each_study_config_parses_to_the_set_up_of_its_row(name):
     assert training_args.per_device_train_batch_size == 64 and training_args.learning_rate == 1e-3  # the study's
     # What a run of it records is what `--published` matches it on.
     run_config = resolved_config(model_args, data_args, training_args)
-    assert published.config_setup(name) == {key: run_config[key] for key in published.SETUP_KEYS}
+    setup = published.config_setup(name)  # and the dataset_name of a config on another dataset
+    assert set(setup) == {*published.SETUP_KEYS, *(["dataset_name"] if run_config["dataset_name"] else [])}
+    assert setup == {key: run_config[key] for key in setup}
 
 
 def test_a_config_that_leaves_its_set_up_unstated_cannot_stand_for_a_published_row():
@@ -162,7 +166,8 @@ def fake_run(folder, config, seed, accuracy, *flags, demo=False):
     features = {key: run_config[key] for key in ("num_mel_bins", "frequency_downscale", "time_downscale", "num_mfcc", "mfcc_delta_order")}
     (folder / "preprocessor_config.json").write_text(json.dumps({**features, "max_length": 500}))
     tracks = data_args.max_train_samples or (96 if demo else 6400)  # the demo's or fma_small's training split
-    results = {"test_track_accuracy": accuracy, "train_samples": tracks, "synthesized_demo_data": demo}
+    results = {"test_track_accuracy": accuracy, "train_samples": tracks, "synthesized_demo_data": demo,
+               "fma_data": not data_args.dataset_name}
     (folder / "all_results.json").write_text(json.dumps(results))
     (folder / "run_config.yaml").write_text(yaml.safe_dump(run_config))
     return folder
@@ -181,6 +186,9 @@ def study_runs(tmp_path):
     fake_run(root / "ast-tiny", "ast_study_small", 0, 0.30, "--model_name_or_path", "tiny")
     fake_run(root / "ast-1000", "ast_study_small", 0, 0.20, "--max_train_samples", "1000")
     fake_run(root / "lstm-demo", "lstm_mfcc_small", 0, 0.90, demo=True)
+    # GTZAN's row: its config's Hub dataset, and the same set-up on another copy of GTZAN, which is not that data.
+    fake_run(root / "ast-gtzan", "ast_gtzan", 0, 0.70)
+    fake_run(root / "ast-gtzan-elsewhere", "ast_gtzan", 0, 0.95, "--dataset_name", "my_gtzan/")
     return root
 
 
@@ -206,8 +214,8 @@ def test_table_prints_published_rows_labelled_as_theirs_beside_our_runs_of_their
     split_by_segment = "six 5 s segments per track, split by segment"
     assert f"{reference} CNN | MFCC | fma_small | {split_by_segment} | 51.6 | cnn_mfcc_small | 51.0 ± 1.4 | 2 |" in lines
     assert f"{reference} RNN-LSTM | MFCC | fma_small | {split_by_segment} | 57.1 | lstm_mfcc_small | not run | 0 |" in lines
-    assert f"{reference} ViT | not stated | GTZAN: 1,000 clips | not stated | 78.0 | none: GTZAN is not FMA " \
-           "(a Hub dataset: --dataset_name) | not run | 0 |" in lines  # fmt: skip
+    assert f"{reference} ViT | not stated | GTZAN: 1,000 clips | not stated | 78.0 | ast_gtzan | 70.0 | 1 |" in lines
+    assert "| AST (study-scratch) | log-mel 32x125 (4x4 pooled), 5 s | my_gtzan/ | 6,400 | 95.0 | 1 |" in ours
 
     assert results.table_main([str(study_runs)]) == 0
     assert "published" not in capsys.readouterr().out.lower()  # only when asked for
