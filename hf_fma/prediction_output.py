@@ -9,7 +9,6 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -81,7 +80,7 @@ def write_predictions(
     each followed by a flush (a long run's output survives an interruption); the table waits for all to
     align its columns, or for an interruption (Ctrl-C, an error) to print the rows finished before it.
     threshold: a multi-label model's, whose predicted genres (`genres`) get a column of the table and CSV
-    (JSON lines always carry `genres`). Returns the results."""
+    (and JSON lines a `genres` field). Returns the results."""
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"unknown output format {output_format!r}; valid formats: {', '.join(OUTPUT_FORMATS)}")
     written = []
@@ -92,7 +91,7 @@ def write_predictions(
         for result in results:
             written.append(result)
             if output_format == "jsonl":
-                stream.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
+                stream.write(json.dumps(dict(result), ensure_ascii=False) + "\n")
             elif writer:
                 writer.writerow(_csv_row(result, top_k, threshold))
             stream.flush()

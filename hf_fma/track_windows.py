@@ -47,7 +47,8 @@ class FilePrediction(Mapping):
     gives them) or an `error` saying why not; a `warning` when some audio was left out (silent windows, a
     truncated file). `duration`: seconds of audio in the file (what decodes, when that is less than its
     header declares); `windows`: how many windows were averaged. `genres`: for a multi-label model, the
-    genres predicted (scores at or above its threshold), in label order; None for a single-label model.
+    genres predicted (scores at or above its threshold), in label order; None for a single-label model,
+    whose results then have no `genres` key (its one genre is the first of `predictions`).
 
     It reads like the pipeline's dicts, `result["predictions"]`, `dict(result)`, and by attribute,
     `result.predictions`."""
@@ -70,10 +71,10 @@ class FilePrediction(Mapping):
         return getattr(self, key)
 
     def __iter__(self) -> Iterator[str]:
-        return (item.name for item in fields(self))
+        return (item.name for item in fields(self) if item.name != "genres" or self.genres is not None)
 
     def __len__(self) -> int:
-        return len(fields(self))
+        return sum(1 for _ in self)
 
 
 def window_starts(total: int, window: int, hop: int, max_windows: int | None = None) -> list[int]:
