@@ -60,8 +60,9 @@ STAGING_NAME = ".incoming"
 REPLACED_CHECKPOINTS_NAME = ".replaced-checkpoints"
 # The file a training run locks (flock) for as long as it trains into the folder; it names the holder.
 LOCK_NAME = ".lock"
-# all_results.json holds this metric once the run's final test evaluation is done.
-FINISHED_METRIC = "test_track_accuracy"
+# all_results.json holds this count once the run's final test evaluation is done, whatever the task (a
+# multi-label run reports mAP, not accuracy).
+FINISHED_METRIC = "test_tracks"
 # Files whose presence means a folder holds (part of) a training run: training into it would replace them.
 RUN_MARKERS = (ALL_RESULTS_NAME, RUN_CONFIG_NAME, TRAINER_STATE_NAME, "config.json", "model.safetensors")
 # Files of a previous run that a new run's files do not necessarily replace (another model family's code, an

@@ -232,3 +232,16 @@ def test_card_refuses_a_test_evaluation_of_another_config(evaluated_on_mini, tmp
     shutil.copy(run_dir / "evaluation_mini_test.json", run_dir / "evaluation_test.json")
     with pytest.raises(FileNotFoundError, match="no test evaluation on FMA small"):
         model_card(run_dir)
+
+
+@pytest.mark.parametrize(
+    "results, finished",
+    [
+        ({"test_track_accuracy": 0.5, "test_tracks": 16}, True),
+        ({"test_track_map": 0.4, "test_threshold": 0.3, "test_tracks": 16}, True),  # a multi-label run
+        ({"train_loss": 1.2, "eval_accuracy": 0.5}, False),  # trained, never tested
+    ],
+)
+def test_a_run_is_finished_once_its_test_evaluation_is_in_whatever_its_task(tmp_path, results, finished):
+    (tmp_path / "all_results.json").write_text(json.dumps(results))
+    assert run_folder.is_finished(tmp_path) is finished
