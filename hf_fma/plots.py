@@ -70,6 +70,9 @@ class LearningCurves:
     train_accuracy: list[tuple[float, float]] = field(default_factory=list)
     eval_loss: list[tuple[float, float]] = field(default_factory=list)
     eval_accuracy: list[tuple[float, float]] = field(default_factory=list)
+    # A multi-label run's metric (clip mAP) in place of accuracy, which it does not measure.
+    train_map: list[tuple[float, float]] = field(default_factory=list)
+    eval_map: list[tuple[float, float]] = field(default_factory=list)
     best_epoch: float | None = None
     # True when train_loss is the loss of an evaluation pass over the training split, False when it is the
     # running training loss (dropout and augmentation on, averaged over the logging steps of each epoch).
@@ -101,8 +104,13 @@ def learning_curves(log_history: Sequence[Mapping[str, float]], best_global_step
             curves.eval_accuracy.append((epoch, float(entry["eval_accuracy"])))
         if "eval_loss" in entry:
             curves.eval_loss.append((epoch, float(entry["eval_loss"])))
-        if "train_accuracy" in entry:
-            curves.train_accuracy.append((epoch, float(entry["train_accuracy"])))
+        if "eval_map" in entry:
+            curves.eval_map.append((epoch, float(entry["eval_map"])))
+        if "train_accuracy" in entry or "train_map" in entry:
+            if "train_accuracy" in entry:
+                curves.train_accuracy.append((epoch, float(entry["train_accuracy"])))
+            if "train_map" in entry:
+                curves.train_map.append((epoch, float(entry["train_map"])))
             if "train_loss" in entry:
                 curves.train_loss.append((epoch, float(entry["train_loss"])))
                 curves.train_loss_is_evaluated = True
@@ -128,21 +136,26 @@ def load_trainer_state(run_dir_or_file: str | Path):
 
 
 def plot_learning_curves(trainer_state, output: str | Path, title: str | None = None) -> Path:
-    """Draw train/validation accuracy and loss per epoch side by side (the study's figures 7 and 8).
+    """Draw train/validation accuracy (a multi-label run's: mAP) and loss per epoch side by side (the study's
+    figures 7 and 8).
 
     `trainer_state` is a `transformers.TrainerState` (see `load_trainer_state`).
     """
     curves = learning_curves(trainer_state.log_history, trainer_state.best_global_step)
-    if not (curves.eval_accuracy or curves.eval_loss or curves.train_loss):
+    if not (curves.eval_accuracy or curves.eval_map or curves.eval_loss or curves.train_loss):
         raise ValueError(
             "trainer_state.json holds no loss or accuracy per epoch: train with logging and evaluation enabled "
             '(eval_strategy="epoch", logging_strategy="epoch" or logging_steps)'
         )
     figure = _figure(10, 4)
-    accuracy_axes, loss_axes = figure.subplots(1, 2)
+    metric_axes, loss_axes = figure.subplots(1, 2)
     train_loss_label = "train (evaluated)" if curves.train_loss_is_evaluated else "train (running)"
+    if curves.eval_map and not curves.eval_accuracy:  # a multi-label run
+        metric_name, train_metric, eval_metric = "mAP", curves.train_map, curves.eval_map
+    else:
+        metric_name, train_metric, eval_metric = "accuracy", curves.train_accuracy, curves.eval_accuracy
     for axes, series, ylabel in (
-        (accuracy_axes, [("train", curves.train_accuracy), ("validation", curves.eval_accuracy)], "accuracy"),
+        (metric_axes, [("train", train_metric), ("validation", eval_metric)], metric_name),
         (loss_axes, [(train_loss_label, curves.train_loss), ("validation", curves.eval_loss)], "loss"),
     ):
         for label, points in series:
@@ -157,8 +170,8 @@ def plot_learning_curves(trainer_state, output: str | Path, title: str | None = 
         axes.grid(alpha=0.3)
         if axes.has_data():
             axes.legend()
-    if not curves.train_accuracy:
-        accuracy_axes.set_title("validation only: the run did not evaluate on the training split", fontsize=8)
+    if not train_metric:
+        metric_axes.set_title("validation only: the run did not evaluate on the training split", fontsize=8)
     if title:
         figure.suptitle(title)
     return _save(figure, output)

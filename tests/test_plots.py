@@ -79,6 +79,29 @@ def test_evaluation_on_the_training_split_gives_the_train_curves():
     assert curves.train_loss_is_evaluated
 
 
+def test_a_multi_label_run_s_curves_are_its_map(tmp_path, monkeypatch):
+    """A multi-label run logs eval_map and train_map (clip mAP), never an accuracy: its metric curves are
+    those, on an axis that says mAP."""
+    history = [
+        {key.replace("accuracy", "map"): value for key, value in entry.items()}
+        for entry in trainer_log_history(evaluate_train=True)
+    ]
+    curves = plots.learning_curves(history)
+    assert curves.eval_map == [(1.0, pytest.approx(0.4)), (2.0, pytest.approx(0.5)), (3.0, pytest.approx(0.6))]
+    assert curves.train_map == [(1.0, pytest.approx(0.6)), (2.0, pytest.approx(0.8)), (3.0, pytest.approx(1.0))]
+    assert curves.eval_accuracy == curves.train_accuracy == []
+    assert curves.train_loss_is_evaluated
+
+    drawn = {}
+    monkeypatch.setattr(plots, "_save", lambda figure, output: drawn.setdefault("figure", figure) and output)
+    plots.plot_learning_curves(TrainerState(log_history=history), tmp_path / "curves.png")
+    metric_axes = drawn["figure"].axes[0]
+    assert metric_axes.get_ylabel() == "mAP"
+    assert [list(line.get_ydata()) for line in metric_axes.get_lines()] == [
+        pytest.approx([0.6, 0.8, 1.0]), pytest.approx([0.4, 0.5, 0.6])
+    ]
+
+
 def test_plot_curves_command_writes_a_png_into_the_run_folder(tmp_path):
     run_dir = write_trainer_state(tmp_path / "run")
     assert plots.main(["curves", str(run_dir)]) == 0
