@@ -18,7 +18,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from transformers import PretrainedConfig
+from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, PretrainedConfig, pipeline
 
 from hf_fma import training
 from hf_fma.augment import TrainingSeeds
@@ -229,6 +229,20 @@ def test_the_threshold_chosen_on_validation_is_saved_and_scores_the_test_split(d
     assert config["multi_label_threshold"] == validation["track"]["threshold"]
     assert test["track"]["threshold"] == validation["track"]["threshold"]
     assert results["test_track_map"] == test["track"]["mean_average_precision"]
+
+
+def test_a_saved_multi_label_run_reloads_in_the_pipeline_with_a_sigmoid_per_genre(demo_run):
+    family, metrics, staging, held_back = demo_run
+    model = AutoModelForAudioClassification.from_pretrained(staging, trust_remote_code=True)
+    extractor = AutoFeatureExtractor.from_pretrained(staging, trust_remote_code=True)
+    waveform = np.random.default_rng(0).normal(0, 0.1, 16_000).astype(np.float32)
+    with torch.no_grad():
+        logits = model(**extractor(waveform, sampling_rate=16_000, return_tensors="pt")).logits[0]
+    by_hand = {model.config.id2label[index]: score for index, score in enumerate(torch.sigmoid(logits).tolist())}
+
+    classifier = pipeline("audio-classification", model=str(staging), trust_remote_code=True, top_k=None)
+    scores = {result["label"]: result["score"] for result in classifier({"raw": waveform, "sampling_rate": 16_000})}
+    assert scores == pytest.approx(by_hand, abs=1e-5)  # each genre on its own, not a softmax over them
 
 
 def test_a_resumed_multi_label_run_repeats_the_uninterrupted_one(demo_dir, tmp_path):
