@@ -17,39 +17,28 @@ the validation split before the test split is scored with it. The model and its 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import datasets
-import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, TrainerCallback, TrainingArguments, set_seed
 
 from hf_fma.arguments import BASELINES, DataArguments, FmaTrainingArguments, ModelArguments, write_run_config
-from hf_fma.audio import audio_duration
 from hf_fma.augment import Mixup, SpecAugment, TrainingSeeds
 from hf_fma.checkpoints import check_checkpoint_matches
-from hf_fma.data import (
-    balanced_sample,
-    is_fma_source,
-    is_synthesized_demo,
-    load_genre_parents,
-    load_splits,
-    tracks_with_genres,
-)
-from hf_fma.evaluation import evaluate_model, flat_metrics, labelled_tracks, with_crop_transform
+from hf_fma.data import balanced_sample, is_synthesized_demo
+from hf_fma.evaluation import evaluate_model, flat_metrics, with_crop_transform
 from hf_fma.fbank import AUDIOSET_MEAN, AUDIOSET_STD, EMPTY_MEL_FILTER_WARNING
 from hf_fma.fbank_stats import compute_fbank_stats
 from hf_fma.geometry import crop_frames
 from hf_fma.models import build_model
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor
-from hf_fma.multi_label import GenreVocabulary, ancestry, set_multi_label_config
-from hf_fma.runs import dataset_title
+from hf_fma.multi_label import set_multi_label_config
 from hf_fma.run_folder import (
     ALL_RESULTS_NAME,
     TRAINER_STATE_NAME,
@@ -69,7 +58,8 @@ from hf_fma.trainer import (
     WholeStream,
     classification_loss,
 )
-from hf_fma.transforms import AudioCropTransform, FbankCollator, expand_crops
+from hf_fma.run_splits import RunSplits, label_source, prepare_splits, reads_fma, training_dataset
+from hf_fma.transforms import AudioCropTransform, FbankCollator
 
 logger = logging.getLogger(__name__)
 
@@ -77,21 +67,6 @@ logger = logging.getLogger(__name__)
 # --------------------------------------------------------------------------------------------------
 # The pieces of a run
 # --------------------------------------------------------------------------------------------------
-
-
-def check_crop_fits(train: datasets.Dataset, crop_seconds: float, max_tracks: int = 16) -> None:
-    """Fail when crop_seconds is longer than most training tracks (their median duration, read from the
-    headers of up to `max_tracks`): the crops would be mostly padding and a track's evaluation crops all
-    the same one. A few shorter tracks (FMA has some) are padded as usual."""
-    sample = train.select(range(min(len(train), max_tracks)))
-    durations = [audio_duration(source) for source in sample["audio"]]
-    median = float(np.median(durations))
-    if crop_seconds > median:
-        raise ValueError(
-            f"crop_seconds {crop_seconds} is longer than most training tracks ({median:.2f} s, the median of "
-            f"{len(durations)}; the longest {max(durations):.2f} s): crops would be mostly padding; give "
-            f"--crop_seconds {math.floor(median * 100) / 100:g} or less"
-        )
 
 
 def build_feature_extractor(
@@ -177,13 +152,6 @@ def describe_process(training_args: TrainingArguments) -> str:
     )
 
 
-def reads_fma(data_args: DataArguments) -> bool:
-    """Whether the run reads FMA (archives or an hf-fma export), not another dataset (`data.is_fma_source`)."""
-    return is_fma_source(
-        data_args.dataset_name, data_args.dataset_config_name, data_args.audio_column_name, data_args.label_column_name
-    )
-
-
 def describe_hardware(training_args: TrainingArguments) -> str:
     """What the run trained on, for the model card: "2 x NVIDIA A100-SXM4-80GB" or "CPU, 2 cores"."""
     processes = training_args.world_size
@@ -196,26 +164,6 @@ def describe_hardware(training_args: TrainingArguments) -> str:
 # --------------------------------------------------------------------------------------------------
 # The run, step by step
 # --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class RunSplits:
-    """The splits of a run. `whole`: train/validation/test as loaded (validation and test cut to
-    max_eval_samples), which `evaluate_model` reads, picking the labelled tracks itself; `labelled`: their
-    tracks with a genre (large and full have some without), which Trainer reads, the training split cut to
-    max_train_samples and, streamed, shuffled. A multi-label run has its `vocabulary` (the training split's
-    genres) and their `genre_parents`; its labelled tracks are those with a genre of the vocabulary."""
-
-    whole: dict[str, datasets.Dataset | datasets.IterableDataset]
-    labelled: dict[str, datasets.Dataset | datasets.IterableDataset]
-    vocabulary: GenreVocabulary | None = None
-    genre_parents: dict[str, str | None] = field(default_factory=dict)
-
-    @property
-    def label_names(self) -> list[str]:
-        if self.vocabulary is not None:
-            return list(self.vocabulary.names)
-        return self.whole["train"].features["genre"].names
 
 
 def train_and_evaluate(
@@ -239,6 +187,8 @@ def train_and_evaluate(
         torch.set_num_threads(training_args.torch_num_threads)
     set_seed(training_args.seed)  # before the model is built: its initialisation is part of the run
 
+    # On every process (warning: the level other processes log at, as in transformers' examples).
+    logger.warning(describe_process(training_args))
     splits = prepare_splits(data_args, training_args)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=EMPTY_MEL_FILTER_WARNING)  # AST's standard set-up
@@ -263,59 +213,6 @@ def prepare_output_dir(training_args: TrainingArguments, resuming: bool) -> None
     check_output_dir(training_args.output_dir, training_args.overwrite_output_dir, resuming=resuming)
     if training_args.overwrite_output_dir and training_args.should_save:
         set_aside_checkpoints(training_args.output_dir)  # the replaced run's, until this one is finished
-
-
-def prepare_splits(data_args: DataArguments, training_args: TrainingArguments) -> RunSplits:
-    """The run's splits, sampled as the arguments ask, and a start-up summary of them in the log."""
-    # The main process prepares the Arrow caches; the others then read them.
-    with training_args.main_process_first(desc="loading FMA"):
-        whole = load_splits(
-            data_args.dataset_config_name,
-            data_dir=data_args.data_dir,
-            dataset_name=data_args.dataset_name,
-            streaming=data_args.streaming,
-            num_proc=data_args.preprocessing_num_workers,
-            audio_column_name=data_args.audio_column_name,
-            label_column_name=data_args.label_column_name,
-            split_seed=data_args.split_seed,
-        )
-        if data_args.task == "multi_label":
-            labelled = {name: tracks_with_genres(split) for name, split in whole.items()}
-        else:
-            labelled = {name: labelled_tracks(split) for name, split in whole.items()}
-    # On every process (warning: the level other processes log at, as in transformers' examples).
-    logger.warning(describe_process(training_args))
-    if data_args.max_train_samples is not None:
-        seed = training_args.data_seed or training_args.seed
-        labelled["train"] = balanced_sample(labelled["train"], data_args.max_train_samples, seed=seed)
-    vocabulary, parents = None, {}
-    if data_args.task == "multi_label":
-        # The label space is the training split's alone: validation and test are scored over the same genres.
-        vocabulary = GenreVocabulary.from_genre_lists(labelled["train"]["genres"], data_args.min_genre_tracks)
-        parents = ancestry(vocabulary.names, load_genre_parents(data_args.data_dir, data_args.dataset_name))
-        labelled = {name: tracks_with_genres(split, vocabulary.names) for name, split in labelled.items()}
-    if data_args.streaming:
-        # A stream comes in archive order; Trainer reshuffles it each epoch through set_epoch.
-        labelled["train"] = labelled["train"].shuffle(training_args.seed, buffer_size=data_args.shuffle_buffer_size)
-    if data_args.max_eval_samples is not None and not data_args.streaming:
-        for name in ("validation", "test"):
-            sample = balanced_sample(labelled[name], data_args.max_eval_samples, seed=training_args.seed)
-            whole[name] = labelled[name] = sample
-    if not data_args.streaming:
-        check_crop_fits(labelled["train"], data_args.crop_seconds)
-    splits = RunSplits(whole, labelled, vocabulary, parents)
-    if training_args.should_log:
-        sizes = ", ".join(
-            f"{name} {'streamed' if data_args.streaming else len(labelled[name])}"
-            for name in ("train", "validation", "test")
-        )
-        task = "top genre of" if vocabulary is None else "multi-label over"
-        data = dataset_title(data_args.dataset_name, data_args.dataset_config_name, reads_fma(data_args))
-        logger.info(
-            f"data: {data}, {task} {len(splits.label_names)} genres, tracks: {sizes}; "
-            f"{data_args.crop_seconds} s crops, {data_args.eval_crops} per track for track-level metrics"
-        )
-    return splits
 
 
 def build_trainer(
@@ -375,36 +272,6 @@ def build_trainer(
         train_split_evaluation.trainer = trainer
         trainer.add_callback(train_split_evaluation)
     return trainer
-
-
-def label_source(vocabulary: GenreVocabulary | None) -> dict[str, Any]:
-    """The crop transforms' label arguments: the `genre` class index, or for a multi-label run the
-    `genres` lists as multi-hot vectors over its vocabulary."""
-    return {} if vocabulary is None else {"label_column": "genres", "vocabulary": vocabulary}
-
-
-def training_dataset(
-    data_args: DataArguments,
-    train: datasets.Dataset | datasets.IterableDataset,
-    feature_extractor: FmaASTFeatureExtractor,
-    seeds: TrainingSeeds,
-    vocabulary: GenreVocabulary | None = None,
-) -> datasets.Dataset | datasets.IterableDataset:
-    """The training split as Trainer reads it: a random crop of each track per epoch, or with
-    train_segments, each track's evenly spaced segments as examples of their own (the references'
-    protocol), augmentable like random crops. Expanded within the training split, so no segment of a
-    validation or test track is trained on. With a `vocabulary`, multi-hot labels of the `genres` lists."""
-    labels = label_source(vocabulary)
-    if data_args.train_segments:
-        segments = AudioCropTransform(
-            data_args.crop_seconds, "even", n_crops=data_args.train_segments, augment=True,
-            sampling_rate=feature_extractor.sampling_rate, **labels,
-        )  # fmt: skip
-        return with_crop_transform(expand_crops(train, data_args.train_segments), segments)
-    random_crop = AudioCropTransform(
-        data_args.crop_seconds, "random", sampling_rate=feature_extractor.sampling_rate, seeds=seeds, **labels
-    )
-    return with_crop_transform(train, random_crop)
 
 
 def train_and_save(
@@ -489,13 +356,10 @@ def evaluate_and_stage(
 
 
 __all__ = [
-    "RunSplits",
     "build_classifier",
     "build_collator",
     "build_feature_extractor",
-    "check_crop_fits",
     "describe_hardware",
     "describe_process",
-    "label_source",
     "train_and_evaluate",
 ]

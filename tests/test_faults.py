@@ -16,7 +16,7 @@ from collections import namedtuple
 import pytest
 import yaml
 
-from hf_fma import checkpoints, run_folder, trainer, training
+from hf_fma import checkpoints, run_folder, run_splits, trainer, training
 from hf_fma.arguments import parse_arguments
 from hf_fma.audio import load_audio
 from hf_fma.geometry import SAMPLING_RATE
@@ -102,7 +102,7 @@ def test_a_second_run_into_a_folder_in_use_stops_at_once_naming_the_first(demo_d
     try:
         assert holder.stdout.readline().strip() == "locked"
         loaded = []
-        monkeypatch.setattr(training, "load_splits", lambda data_args: loaded.append(data_args))
+        monkeypatch.setattr(run_splits, "load_splits", lambda *arguments, **options: loaded.append(arguments))
         with pytest.raises(run_folder.RunFolderLockedError, match=f"in use by another training run \\(process {holder.pid} on "):
             train(demo_dir, tmp_path)
         assert loaded == []  # stopped before reading any data

@@ -21,7 +21,9 @@ LAYERS = {
     # features' definition: the fbank and MFCC modules build on it.
     "features": ("models.feature_extraction_fma_ast", "audio", "fbank", "augment", "transforms", "fbank_cache", "fbank_stats"),
     "models": ("models",),
-    "training and evaluation": ("arguments", "checkpoints", "trainer", "training", "multi_label_evaluation", "evaluation"),
+    "training and evaluation": (
+        "arguments", "checkpoints", "trainer", "run_splits", "training", "multi_label_evaluation", "evaluation",
+    ),
     "reporting, hub and inference": (
         "train", "cards", "results", "published", "evaluate_run", "plots", "export", "hub_checks", "hub",
         "audio_files", "track_windows", "prediction_output", "predict", "environment", "cli",

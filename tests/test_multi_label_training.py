@@ -20,7 +20,7 @@ import pytest
 import torch
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, PretrainedConfig, pipeline
 
-from hf_fma import training
+from hf_fma import run_splits, training
 from hf_fma.augment import TrainingSeeds
 from hf_fma.arguments import check_arguments, parse_arguments
 from hf_fma.checkpoints import resolve_checkpoint
@@ -83,7 +83,7 @@ def multi_label_run(demo_dir, output_dir, *extra, callbacks=()):
 def demo_splits(demo_dir, tmp_path_factory):
     model_args, data_args, training_args = parse_arguments(demo_argv(demo_dir, tmp_path_factory.mktemp("splits")))
     with pytest.warns(UserWarning, match="left out of the label space"):
-        return data_args, training.prepare_splits(data_args, training_args)
+        return data_args, run_splits.prepare_splits(data_args, training_args)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ def test_the_vocabulary_is_the_training_splits_and_labels_every_split_over_it(de
     assert splits.label_names == expected and len(expected) == 19  # 8 top genres and 11 sub-genres
     for name in ("train", "validation", "test"):
         labelled = splits.labelled[name].with_transform(
-            AudioCropTransform(1.0, "center", **training.label_source(splits.vocabulary))
+            AudioCropTransform(1.0, "center", **run_splits.label_source(splits.vocabulary))
         )
         rows = [labelled[index] for index in range(len(labelled))]
         track_ids = [row["track_id"] for row in rows]
@@ -128,7 +128,7 @@ def test_the_vocabulary_is_the_training_splits_and_labels_every_split_over_it(de
 def test_a_training_batch_carries_each_tracks_genres_as_multi_hot_targets(demo_dir, demo_splits):
     data_args, splits = demo_splits
     genres_all, parents = demo_metadata(demo_dir)
-    train = training.training_dataset(data_args, splits.labelled["train"], _extractor(), TrainingSeeds(0),
+    train = run_splits.training_dataset(data_args, splits.labelled["train"], _extractor(), TrainingSeeds(0),
                                       splits.vocabulary)  # fmt: skip
     collator = training.build_collator(data_args, _extractor(), len(splits.label_names))
     rows = [train[index] for index in range(6)]

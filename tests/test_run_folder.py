@@ -16,7 +16,7 @@ import pytest
 from huggingface_hub import ModelCard
 from transformers import TrainerCallback
 
-from hf_fma import run_folder, train, training
+from hf_fma import run_folder, run_splits, train
 from hf_fma.arguments import parse_arguments, resolved_config
 from hf_fma.cards import model_card
 from hf_fma.evaluate_run import evaluate_main
@@ -43,7 +43,7 @@ def test_training_into_a_finished_run_stops_before_reading_data_and_changes_no_f
     before = file_hashes(run_dir)
     before.pop(run_folder.LOCK_NAME)  # the lock file names the last process that held the folder: this one
     loaded = []
-    monkeypatch.setattr(training, "load_splits", lambda data_args: loaded.append(data_args))
+    monkeypatch.setattr(run_splits, "load_splits", lambda *arguments, **options: loaded.append(arguments))
     with pytest.raises(FileExistsError) as error:
         train.run_training(*parse_arguments(cnn_argv(demo_dir, run_dir, "--learning_rate", "1e-2"),
                                                         defaults={"model_family": "cnn"}))  # fmt: skip
