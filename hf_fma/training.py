@@ -2,16 +2,17 @@
 
     >>> metrics, staging = train_and_evaluate(model_args, data_args, training_args)
 
-`train_and_evaluate` loads the splits, builds the feature extractor (fbank statistics of the training
-split), the crop transforms, the collator and the model, trains with `FmaTrainer`, keeps the best model by
-validation accuracy and evaluates it on validation and test (clip and track level, see
-`hf_fma.evaluation`). With `task: multi_label` the targets are each track's `genres` as multi-hot vectors
-over the training split's genres (`hf_fma.multi_label.GenreVocabulary`), the loss BCE-with-logits, the best
-model the one of the best validation `map`, and the saved config carries `multi_label_threshold`, chosen on
-the validation split before the test split is scored with it. The model and its feature extractor (`save_pretrained`), `trainer_state.json`,
-`evaluation_{validation,test}.json`, `run_config.yaml` and `all_results.json` go into the staging folder
-(`run_folder.staging_dir`), which the caller publishes into output_dir once it has added its own files:
-`hf_fma.train.run_training` (the lock, the run card, the publishing) is the entry point users call.
+`train_and_evaluate` takes the run's splits (`hf_fma.run_splits`), builds the feature extractor (fbank
+statistics of the training split), the crop transforms, the collator and the model, trains with
+`FmaTrainer`, keeps the best model by validation accuracy and evaluates it on validation and test (clip and
+track level, see `hf_fma.evaluation`). With `task: multi_label` the targets are each track's `genres` as
+multi-hot vectors over the training split's genres (`hf_fma.multi_label.GenreVocabulary`), the loss
+BCE-with-logits, the best model the one of the best validation `map`, and the saved config carries
+`multi_label_threshold`, chosen on the validation split before the test split is scored with it. The model
+and its feature extractor (`save_pretrained`), `trainer_state.json`, `evaluation_{validation,test}.json`,
+`run_config.yaml` and `all_results.json` go into the staging folder (`run_folder.staging_dir`), which the
+caller publishes into output_dir once it has added its own files: `hf_fma.train.run_training` (the lock,
+the run card, the publishing) is the entry point users call.
 """
 
 from __future__ import annotations
