@@ -52,18 +52,12 @@ from hf_fma.run_folder import evaluation_json_name, evaluation_markdown_name, wr
 from hf_fma.transforms import AudioCropTransform, FbankCollator, expand_crops
 
 GENRE_METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "genre_classification"
-MULTI_LABEL_METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "multi_label_genres"
 
 
 def load_genre_metric() -> evaluate.EvaluationModule:
     """The package's genre-classification metric (no Hub access; kept in memory, so concurrent processes
     never share a cache file)."""
     return evaluate.load(str(GENRE_METRIC_PATH), keep_in_memory=True)
-
-
-def load_multi_label_metric() -> evaluate.EvaluationModule:
-    """The package's multi-label genre metric, loaded as `load_genre_metric` loads its own."""
-    return evaluate.load(str(MULTI_LABEL_METRIC_PATH), keep_in_memory=True)
 
 
 def with_crop_transform(dataset: datasets.Dataset | datasets.IterableDataset, transform: AudioCropTransform):
@@ -370,7 +364,6 @@ __all__ = [
     "flat_metrics",
     "labelled_tracks",
     "load_genre_metric",
-    "load_multi_label_metric",
     "predict_crops",
     "with_crop_transform",
     "write_evaluation",

@@ -32,7 +32,8 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from hf_fma.augment import TrainingSeeds
 from hf_fma.checkpoints import CheckpointDiskFullError, CheckpointMismatchError, folder_bytes, load_checkpoint_weights
-from hf_fma.evaluation import load_genre_metric, load_multi_label_metric
+from hf_fma.evaluation import load_genre_metric
+from hf_fma.multi_label_evaluation import load_multi_label_metric
 from hf_fma.multi_label import is_multi_label
 from hf_fma.run_folder import follow_umask, last_checkpoint
 
