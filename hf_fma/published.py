@@ -49,8 +49,7 @@ class PublishedResult:
     metric: str
     value: float  # percent, as published
     source: str
-    config: str | None  # the shipped config that trains this set-up; None when hf-fma cannot
-    why_no_config: str = ""
+    config: str  # the shipped config that trains this set-up
 
 
 # How the reference trained and tested: a track's segments were split at random, so one track's segments
@@ -138,9 +137,6 @@ def published_markdown(rows: Sequence[ResultRow], runs: Sequence[RunFolder], met
             f"| published ({result.source}) | {result.system} | {result.features} | {result.dataset} "
             f"| {result.protocol} | {result.value:.1f}"
         )
-        if result.config is None:
-            lines.append(f"{published} | none: {result.why_no_config} | not run | 0 |")
-            continue
         setup = config_setup(result.config)
         ours = [row for row in rows if all(repeats(by_path[path], setup) for path in row.runs)]
         lines.extend(f"{published} | {result.config} | {row.percent} | {len(row.values)} |" for row in ours)
