@@ -49,20 +49,21 @@ Returns:
 """
 
 
-def _curve(scores: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """True and false positives when predicting every score >= each distinct score, highest first."""
+def _curve(scores: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True and false positives when predicting every score >= each distinct score, and those scores (the
+    thresholds), highest first."""
     order = np.argsort(-scores, kind="mergesort")
     scores, truth = scores[order], truth[order]
     # The last index of each run of equal scores: tied examples cross the threshold together.
     last_of_run = np.r_[np.flatnonzero(np.diff(scores)), truth.size - 1]
     true_positives = np.cumsum(truth)[last_of_run]
     false_positives = last_of_run + 1 - true_positives
-    return true_positives.astype(np.float64), false_positives.astype(np.float64)
+    return true_positives.astype(np.float64), false_positives.astype(np.float64), scores[last_of_run]
 
 
 def average_precision(scores: np.ndarray, truth: np.ndarray) -> float:
     """Sum over thresholds of (recall step) x precision; needs at least one positive."""
-    true_positives, false_positives = _curve(scores, truth)
+    true_positives, false_positives, _ = _curve(scores, truth)
     precision = true_positives / (true_positives + false_positives)
     recall = true_positives / true_positives[-1]
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
@@ -70,7 +71,7 @@ def average_precision(scores: np.ndarray, truth: np.ndarray) -> float:
 
 def roc_auc(scores: np.ndarray, truth: np.ndarray) -> float:
     """Trapezoidal area under (false positive rate, true positive rate); needs positives and negatives."""
-    true_positives, false_positives = _curve(scores, truth)
+    true_positives, false_positives, _ = _curve(scores, truth)
     tpr = np.r_[0.0, true_positives / true_positives[-1]]
     fpr = np.r_[0.0, false_positives / false_positives[-1]]
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
@@ -84,10 +85,9 @@ def _f1(true_positives, false_positives, false_negatives):
 def best_micro_f1_threshold(scores: np.ndarray, truth: np.ndarray) -> float:
     """The score threshold (one of the scores) that maximises micro-F1 over all tracks and genres; the
     highest such threshold on a tie, so fewer genres are predicted for the same F1."""
-    true_positives, false_positives = _curve(scores.ravel(), truth.ravel())
+    true_positives, false_positives, thresholds = _curve(scores.ravel(), truth.ravel())
     f1 = _f1(true_positives, false_positives, truth.sum() - true_positives)
-    distinct = np.sort(np.unique(scores.ravel()))[::-1]  # the thresholds _curve steps through, in its order
-    return float(distinct[int(np.argmax(f1))])
+    return float(thresholds[int(np.argmax(f1))])
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
