@@ -25,7 +25,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from hf_fma.evaluation import evaluation_markdown
+from hf_fma.evaluation_report import evaluation_markdown
 from hf_fma.geometry import SAMPLING_RATE, extractor_crop_frames
 from hf_fma.run_folder import (
     LEARNING_CURVES_NAME,

@@ -128,7 +128,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             plot = False
     # Imported here: `hf-fma evaluate --help` needs neither torch nor transformers.
     from hf_fma.data import balanced_sample, load_splits
-    from hf_fma.evaluation import evaluate_model, evaluation_markdown, write_evaluation
+    from hf_fma.evaluation import evaluate_model
+    from hf_fma.evaluation_report import evaluation_markdown, write_evaluation
     from hf_fma.models.loading import load_classifier
     from hf_fma.multi_label import is_multi_label
 

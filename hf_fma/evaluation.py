@@ -5,8 +5,8 @@ crops of the model's crop length are classified, each crop is a *clip* (clip-lev
 crops' logits are averaged into one prediction per *track* (track-level metrics). Crops never leave their
 track's split. Metrics come from the package's `evaluate` module
 (`hf_fma/metrics/genre_classification`, loaded by local path): accuracy, macro-F1, per-genre precision,
-recall and accuracy, and the confusion matrix. `evaluation_markdown` and `write_evaluation` report a
-result as Markdown and JSON (`evaluation_{config}_{split}.json` / `.md`, named as hf_fma.run_folder says).
+recall and accuracy, and the confusion matrix. `hf_fma.evaluation_report` reports a result as Markdown
+and JSON.
 
 A multi-label model (`config.problem_type == "multi_label_classification"`, hf_fma.multi_label) is scored
 over its genres from each track's `genres` list: the sigmoid of the mean crop logits per track, by the
@@ -47,8 +47,7 @@ from datasets.utils.tqdm import tqdm
 from hf_fma.data import tracks_with_genres
 from hf_fma.geometry import extractor_crop_seconds
 from hf_fma.multi_label import GenreVocabulary, is_multi_label
-from hf_fma.multi_label_evaluation import MULTI_LABEL_FLAT_NAMES, multi_label_markdown, score_multi_label
-from hf_fma.run_folder import evaluation_json_name, evaluation_markdown_name, write_json_atomic, write_text_atomic
+from hf_fma.multi_label_evaluation import score_multi_label
 from hf_fma.transforms import AudioCropTransform, FbankCollator, expand_crops
 
 GENRE_METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "genre_classification"
@@ -272,99 +271,11 @@ def evaluate_model(
     }
 
 
-# ----------------------------------------------------------------------------------------------------
-# Reports
-# ----------------------------------------------------------------------------------------------------
-
-
-def flat_metrics(evaluation: Mapping[str, Any], prefix: str) -> dict[str, float]:
-    """The scalar metrics of an `evaluate_model` result: {prefix}_{clip,track}_{accuracy,macro_f1}, counts;
-    for a multi-label model {prefix}_{clip,track}_{map,micro_ap,...} (MULTI_LABEL_FLAT_NAMES) and
-    {prefix}_threshold."""
-    multi_label = evaluation.get("task") == "multi_label"
-    names = MULTI_LABEL_FLAT_NAMES if multi_label else {"accuracy": "accuracy", "macro_f1": "macro_f1"}
-    flat = {}
-    for level in ("clip", "track"):
-        for name, key in names.items():
-            flat[f"{prefix}_{level}_{name}"] = evaluation[level][key]
-    if multi_label:
-        flat[f"{prefix}_threshold"] = evaluation["track"]["threshold"]
-    flat[f"{prefix}_tracks"] = evaluation["num_tracks"]
-    flat[f"{prefix}_crops"] = evaluation["n_crops"]
-    return flat
-
-
-def _geometry_sentence(evaluation: Mapping[str, Any]) -> str:
-    return (
-        f"{evaluation['num_tracks']} tracks, {evaluation['n_crops']} evenly spaced crops of "
-        f"{evaluation['crop_seconds']:g} s per track. Clip level scores every crop on its own; track level "
-        "averages the logits of a track's crops."
-    )
-
-
-def evaluation_markdown(evaluation: Mapping[str, Any], title: str | None = None, heading: str = "##") -> str:
-    """An `evaluate_model` result as Markdown: clip and track metrics, per-genre precision and recall, and
-    the track-level confusion matrix; for a multi-label model, mAP, ROC-AUC and F1 at its threshold, the
-    hierarchy violation rate and each genre's average precision."""
-    lines = [f"{heading[:-1]} {title}", ""] if title else []
-    if evaluation.get("task") == "multi_label":
-        return "\n".join(lines + multi_label_markdown(evaluation, _geometry_sentence(evaluation), heading)) + "\n"
-    labels = evaluation["labels"]
-    track, clip = evaluation["track"], evaluation["clip"]
-    lines += [
-        _geometry_sentence(evaluation),
-        "",
-        "| Level | Accuracy | Macro-F1 |",
-        "| --- | ---: | ---: |",
-        f"| clip | {100 * clip['accuracy']:.1f}% | {clip['macro_f1']:.3f} |",
-        f"| track | {100 * track['accuracy']:.1f}% | {track['macro_f1']:.3f} |",
-        "",
-        f"{heading} Per genre (track level)",
-        "",
-        "| Genre | Precision | Recall (accuracy) | Tracks |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    for index, genre in enumerate(labels):
-        support = sum(track["confusion_matrix"][index])
-        lines.append(
-            f"| {genre} | {track['per_genre_precision'][genre]:.3f} | {track['per_genre_recall'][genre]:.3f} | {support} |"
-        )
-    lines += [
-        "",
-        f"{heading} Confusion matrix (track level; rows: true genre, columns: predicted genre)",
-        "",
-        "| true \\ predicted | " + " | ".join(labels) + " |",
-        "| --- | " + " | ".join("---:" for _ in labels) + " |",
-    ]
-    for genre, row in zip(labels, track["confusion_matrix"]):
-        lines.append(f"| {genre} | " + " | ".join(str(count) for count in row) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def write_evaluation(
-    evaluation: Mapping[str, Any],
-    output_dir: str | Path,
-    split: str,
-    title: str | None = None,
-    dataset_config: str | None = None,
-) -> list[Path]:
-    """Write `evaluation_{config}_{split}.json` and `.md` into output_dir (without a dataset_config: the
-    names of a run's own evaluation, `evaluation_{split}.json`)."""
-    output_dir = Path(output_dir)
-    return [
-        write_json_atomic(output_dir / evaluation_json_name(split, dataset_config), evaluation),
-        write_text_atomic(output_dir / evaluation_markdown_name(split, dataset_config), evaluation_markdown(evaluation, title)),
-    ]
-
-
 __all__ = [
     "GENRE_METRIC_PATH",
     "evaluate_model",
-    "evaluation_markdown",
-    "flat_metrics",
     "labelled_tracks",
     "load_genre_metric",
     "predict_crops",
     "with_crop_transform",
-    "write_evaluation",
 ]

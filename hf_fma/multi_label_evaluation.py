@@ -1,5 +1,5 @@
-"""The multi-label side of `hf_fma.evaluation`: a multi-label model's crop logits scored per track, and
-the report of that score.
+"""The multi-label side of `hf_fma.evaluation`: a multi-label model's crop logits scored per track (its
+report is `hf_fma.evaluation_report`'s).
 
 A multi-label model (hf_fma.multi_label) gives one independent score per genre: the sigmoid of the mean
 of a track's crop logits, at track level. The package's `multi_label_genres` module (loaded by local path,
@@ -21,24 +21,6 @@ import numpy as np
 from hf_fma.multi_label import ancestor_pairs, hierarchy_violation_rate
 
 MULTI_LABEL_METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "multi_label_genres"
-# The multi-label metric's fields as `flat_metrics` names them in all_results.json.
-MULTI_LABEL_FLAT_NAMES = {
-    "map": "mean_average_precision",
-    "micro_ap": "micro_average_precision",
-    "macro_roc_auc": "macro_roc_auc",
-    "micro_roc_auc": "micro_roc_auc",
-    "micro_f1": "micro_f1",
-    "macro_f1": "macro_f1",
-    "hierarchy_violation_rate": "hierarchy_violation_rate",
-}
-# evaluate_model's "threshold_source" -> what the report says of the threshold.
-THRESHOLD_SOURCES = {
-    "given": "given for this evaluation",
-    "model": "the model's saved `multi_label_threshold`, which training chooses on the validation split",
-    "chosen": "chosen on this split for the best track-level micro-F1",
-}
-
-
 def load_multi_label_metric() -> evaluate.EvaluationModule:
     """The package's multi-label genre metric (no Hub access; kept in memory, as the genre metric)."""
     return evaluate.load(str(MULTI_LABEL_METRIC_PATH), keep_in_memory=True)
@@ -99,55 +81,9 @@ def score_multi_label(
     }
 
 
-def _score(value: float) -> str:
-    return "-" if np.isnan(value) else f"{value:.3f}"
-
-
-def multi_label_markdown(evaluation: Mapping[str, Any], introduction: str, heading: str = "##") -> list[str]:
-    """The lines of a multi-label evaluation's report, after `introduction` (the tracks and crops scored):
-    ranking and threshold metrics per level, the threshold and the hierarchy, each genre's average
-    precision."""
-    track, clip = evaluation["track"], evaluation["clip"]
-    lines = [
-        introduction + " A genre's score is the sigmoid of its logit.",
-        "",
-        "| Level | mAP | Micro AP | Macro ROC-AUC | Micro ROC-AUC | Micro-F1 | Macro-F1 |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for level, scores in (("clip", clip), ("track", track)):
-        values = [
-            scores[key]
-            for key in ("mean_average_precision", "micro_average_precision", "macro_roc_auc", "micro_roc_auc",
-                        "micro_f1", "macro_f1")
-        ]
-        lines.append(f"| {level} | " + " | ".join(_score(value) for value in values) + " |")
-    lines += [
-        "",
-        f"A genre is predicted when its score is at least {track['threshold']:.4f} "
-        f"({THRESHOLD_SOURCES[evaluation['threshold_source']]}); F1 is at that threshold, mAP and ROC-AUC "
-        f"need none. {100 * track['hierarchy_violation_rate']:.1f}% of the sub-genres predicted at track level "
-        "come without a parent genre that the model scores too.",
-        "",
-        f"{heading} Average precision per genre (track level)",
-        "",
-        "| Genre | AP | Tracks |",
-        "| --- | ---: | ---: |",
-    ]
-    support = dict.fromkeys(evaluation["labels"], 0)
-    for genres in evaluation["tracks"]["genres"]:
-        for genre in genres:
-            support[genre] += 1
-    for genre in evaluation["labels"]:
-        precision = track["per_genre_average_precision"].get(genre, float("nan"))
-        lines.append(f"| {genre} | {_score(precision)} | {support[genre]} |")
-    return lines
-
-
 __all__ = [
-    "MULTI_LABEL_FLAT_NAMES",
     "MULTI_LABEL_METRIC_PATH",
     "load_multi_label_metric",
-    "multi_label_markdown",
     "score_multi_label",
     "sigmoid_scores",
 ]

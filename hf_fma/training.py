@@ -33,7 +33,8 @@ from hf_fma.arguments import BASELINES, DataArguments, FmaTrainingArguments, Mod
 from hf_fma.augment import Mixup, SpecAugment, TrainingSeeds
 from hf_fma.checkpoints import check_checkpoint_matches
 from hf_fma.data import balanced_sample, is_synthesized_demo
-from hf_fma.evaluation import evaluate_model, flat_metrics, with_crop_transform
+from hf_fma.evaluation import evaluate_model, with_crop_transform
+from hf_fma.evaluation_report import flat_metrics
 from hf_fma.fbank import AUDIOSET_MEAN, AUDIOSET_STD, EMPTY_MEL_FILTER_WARNING
 from hf_fma.fbank_stats import compute_fbank_stats
 from hf_fma.geometry import crop_frames

@@ -22,7 +22,7 @@ LAYERS = {
     "features": ("models.feature_extraction_fma_ast", "audio", "fbank", "augment", "transforms", "fbank_cache", "fbank_stats"),
     "models": ("models",),
     "training and evaluation": (
-        "arguments", "checkpoints", "trainer", "run_splits", "training", "multi_label_evaluation", "evaluation",
+        "arguments", "checkpoints", "trainer", "run_splits", "training", "multi_label_evaluation", "evaluation", "evaluation_report",
     ),
     "reporting, hub and inference": (
         "train", "cards", "results", "published", "evaluate_run", "plots", "export", "hub_checks", "hub",

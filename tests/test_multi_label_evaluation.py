@@ -24,7 +24,8 @@ from hf_fma.audio import load_audio
 from hf_fma.cards import model_card
 from hf_fma.data import load_fma
 from hf_fma.evaluate_run import evaluate_main
-from hf_fma.evaluation import evaluate_model, flat_metrics, predict_crops, write_evaluation
+from hf_fma.evaluation import evaluate_model, predict_crops
+from hf_fma.evaluation_report import flat_metrics, write_evaluation
 from hf_fma.metadata import genre_parents, load_genres
 from hf_fma.models import build_cnn
 from hf_fma.models.feature_extraction_fma_ast import FmaASTFeatureExtractor

@@ -13,7 +13,7 @@ import yaml
 
 from hf_fma import evaluate_run, plots, results
 from hf_fma.runs import Run
-from hf_fma.evaluation import evaluation_markdown
+from hf_fma.evaluation_report import evaluation_markdown
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_TYPES = {"AST": "audio-spectrogram-transformer", "CNN": "fma_cnn"}
