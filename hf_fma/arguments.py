@@ -39,6 +39,7 @@ from transformers.integrations import (
     is_wandb_available,
 )
 
+from hf_fma.argparsing import both_spellings
 from hf_fma.configs import config_file, training_configs
 from hf_fma.data import DATASET_CONFIGS
 from hf_fma.geometry import crop_frames
@@ -315,7 +316,7 @@ def check_no_stage_switches(argv: Sequence[str], training_args: TrainingArgument
     ignored. do_eval is refused only as a flag: TrainingArguments sets it from eval_strategy itself, and
     run_config.yaml records it so."""
     switches = [name for name in ("do_train", "do_predict") if getattr(training_args, name)]
-    if any(item.split("=", 1)[0] in ("--do_eval", "--do-eval") for item in argv):
+    if any(item.split("=", 1)[0] in both_spellings(["--do_eval"]) for item in argv):
         switches.append("do_eval")
     if switches:
         raise ValueError(
