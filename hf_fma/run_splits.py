@@ -65,18 +65,19 @@ def prepare_splits(data_args: DataArguments, training_args: TrainingArguments) -
             split_seed=data_args.split_seed,
         )
         if data_args.task == "multi_label":
-            labelled = {name: tracks_with_genres(split) for name, split in whole.items()}
+            # Validation and test are filtered once, by the vocabulary the training tracks give below.
+            labelled = {**whole, "train": tracks_with_genres(whole["train"])}
         else:
             labelled = {name: labelled_tracks(split) for name, split in whole.items()}
-    if data_args.max_train_samples is not None:
-        seed = training_args.data_seed or training_args.seed
-        labelled["train"] = balanced_sample(labelled["train"], data_args.max_train_samples, seed=seed)
-    vocabulary, parents = None, {}
-    if data_args.task == "multi_label":
-        # The label space is the training split's alone: validation and test are scored over the same genres.
-        vocabulary = GenreVocabulary.from_genre_lists(labelled["train"]["genres"], data_args.min_genre_tracks)
-        parents = ancestry(vocabulary.names, load_genre_parents(data_args.data_dir, data_args.dataset_name))
-        labelled = {name: tracks_with_genres(split, vocabulary.names) for name, split in labelled.items()}
+        if data_args.max_train_samples is not None:
+            seed = training_args.data_seed or training_args.seed
+            labelled["train"] = balanced_sample(labelled["train"], data_args.max_train_samples, seed=seed)
+        vocabulary, parents = None, {}
+        if data_args.task == "multi_label":
+            # The label space is the training split's alone: validation and test are scored over the same genres.
+            vocabulary = GenreVocabulary.from_genre_lists(labelled["train"]["genres"], data_args.min_genre_tracks)
+            parents = ancestry(vocabulary.names, load_genre_parents(data_args.data_dir, data_args.dataset_name))
+            labelled = {name: tracks_with_genres(split, vocabulary.names) for name, split in labelled.items()}
     if data_args.streaming:
         # A stream comes in archive order; Trainer reshuffles it each epoch through set_epoch.
         labelled["train"] = labelled["train"].shuffle(training_args.seed, buffer_size=data_args.shuffle_buffer_size)
