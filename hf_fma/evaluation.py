@@ -76,30 +76,16 @@ def labelled_tracks(dataset: datasets.Dataset | datasets.IterableDataset):
     return dataset.filter(_has_genre, input_columns="genre", batched=True)
 
 
-class _WithGenres:
-    """A crop transform whose rows keep the track's `genres` list, which the crop transforms drop."""
-
-    def __init__(self, transform: AudioCropTransform):
-        self.transform = transform
-
-    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        return {**self.transform(batch), "genres": batch["genres"]}
-
-
 class _TrackBatchCollator:
     """FbankCollator's batch plus the track id of every row, so crops group into tracks whatever order
-    the DataLoader workers deliver them in; with a `vocabulary`, `labels` are the rows' `genres` as
-    multi-hot vectors over it."""
+    the DataLoader workers deliver them in."""
 
-    def __init__(self, collator: FbankCollator, vocabulary: GenreVocabulary | None = None):
+    def __init__(self, collator: FbankCollator):
         self.collator = collator
-        self.vocabulary = vocabulary
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         batch = self.collator(rows)
         batch["track_id"] = torch.tensor([row["track_id"] for row in rows], dtype=torch.long)
-        if self.vocabulary is not None:
-            batch["labels"] = torch.from_numpy(self.vocabulary.multi_hot(row["genres"] for row in rows))
         return batch
 
 
@@ -135,13 +121,14 @@ def predict_crops(
     multi-hot over them. progress: a bar of the crops scored, on stderr."""
     crop_seconds = extractor_crop_seconds(feature_extractor) if crop_seconds is None else crop_seconds
     crops = expand_crops(dataset, n_crops)
+    # A multi-label model's labels: each row's `genres` as multi-hot vectors over its genres, as in training.
+    vocabulary = GenreVocabulary(names=tuple(genre_names)) if genre_names else None
     transform = AudioCropTransform(
         crop_seconds, "even", n_crops=n_crops, sampling_rate=feature_extractor.sampling_rate,
-        label_column=None if genre_names else "genre",
+        label_column="genres" if genre_names else "genre", vocabulary=vocabulary,
     )
-    crops = with_crop_transform(crops, _WithGenres(transform) if genre_names else transform)
-    vocabulary = GenreVocabulary(names=tuple(genre_names)) if genre_names else None
-    collator = _TrackBatchCollator(FbankCollator(feature_extractor), vocabulary)
+    crops = with_crop_transform(crops, transform)
+    collator = _TrackBatchCollator(FbankCollator(feature_extractor))
     loader = torch.utils.data.DataLoader(crops, batch_size=batch_size, num_workers=num_workers, collate_fn=collator)
     device = next(model.parameters()).device
     was_training = model.training
