@@ -25,7 +25,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from hf_fma.evaluation_report import evaluation_markdown
+from hf_fma.evaluation_report import evaluation_markdown, is_multi_label_evaluation
 from hf_fma.geometry import SAMPLING_RATE, extractor_crop_frames
 from hf_fma.run_folder import (
     LEARNING_CURVES_NAME,
@@ -228,10 +228,6 @@ def require_test_evaluation(run: Run) -> dict[str, Any]:
     return evaluation
 
 
-def _is_multi_label(evaluation: Mapping[str, Any]) -> bool:
-    return evaluation.get("task") == "multi_label"
-
-
 def _eval_results(run: Run, evaluation: Mapping[str, Any], dataset_id: str | None) -> list[EvalResult]:
     """The model-index results: accuracy and macro-F1 at track and clip level on the test split (a
     multi-label run: mAP at both levels and micro-F1 at its threshold at track level)."""
@@ -244,7 +240,7 @@ def _eval_results(run: Run, evaluation: Mapping[str, Any], dataset_id: str | Non
     def result(metric_type: str, value: float, level: str, label: str, metric_args=None) -> EvalResult:
         return EvalResult(
             task_type="audio-classification",
-            task_name="Multi-label music genre classification" if _is_multi_label(evaluation) else "Music genre classification",
+            task_name="Multi-label music genre classification" if is_multi_label_evaluation(evaluation) else "Music genre classification",
             dataset_type=dataset_id or (DEMO_DATASET_TYPE if demo else FMA_DATASET_TYPE),
             dataset_name=dataset_name,
             dataset_config=run.dataset_config,
@@ -258,7 +254,7 @@ def _eval_results(run: Run, evaluation: Mapping[str, Any], dataset_id: str | Non
         )
 
     track, clip = evaluation["track"], evaluation["clip"]
-    if _is_multi_label(evaluation):
+    if is_multi_label_evaluation(evaluation):
         # "map" and "f1" as the Hub's model-index names them; metric_args say how they are averaged.
         macro, micro = {"average": "macro"}, {"average": "micro", "threshold": round(track["threshold"], 4)}
         return [
@@ -290,7 +286,7 @@ def _card_data(
         tags=["audio-classification", "music", "music-genre-classification", *(["fma"] if run.fma_data else []),
               "hf-fma", {"AST": "audio-spectrogram-transformer", "CNN": "cnn", "LSTM": "lstm"}[run.family]],
         datasets=[dataset_id] if dataset_id else None,
-        metrics=["map", "f1", "roc_auc"] if _is_multi_label(evaluation) else ["accuracy", "f1"],
+        metrics=["map", "f1", "roc_auc"] if is_multi_label_evaluation(evaluation) else ["accuracy", "f1"],
         base_model=base_model,
         model_name=model_name,
         eval_results=_eval_results(run, evaluation, dataset_id),
@@ -299,7 +295,7 @@ def _card_data(
 
 def _headline(evaluation: Mapping[str, Any]) -> list[dict[str, str]]:
     track, clip = evaluation["track"], evaluation["clip"]
-    if _is_multi_label(evaluation):
+    if is_multi_label_evaluation(evaluation):
         return [
             {"name": "Test mAP, track level", "value": f"{track['mean_average_precision']:.3f}"},
             {"name": "Test mAP, clip level", "value": f"{clip['mean_average_precision']:.3f}"},
@@ -412,7 +408,7 @@ def model_card(
         default_license=DEFAULT_LICENSE,
         reproduce=reproduce_commands(run, model_id, published=repo_id is not None),
         labels=evaluation["labels"],
-        multi_label=_is_multi_label(evaluation),
+        multi_label=is_multi_label_evaluation(evaluation),
         preset=run.model_name,
         preset_description=preset_description,
         base_model=base_model,

@@ -33,6 +33,11 @@ THRESHOLD_SOURCES = {
 }
 
 
+def is_multi_label_evaluation(evaluation: Mapping[str, Any]) -> bool:
+    """Whether an `evaluate_model` result scores a multi-label model (mAP and F1 at a threshold, no accuracy)."""
+    return evaluation.get("task") == "multi_label"
+
+
 def _score(value: float) -> str:
     return "-" if np.isnan(value) else f"{value:.3f}"
 
@@ -81,7 +86,7 @@ def flat_metrics(evaluation: Mapping[str, Any], prefix: str) -> dict[str, float]
     """The scalar metrics of an `evaluate_model` result: {prefix}_{clip,track}_{accuracy,macro_f1}, counts;
     for a multi-label model {prefix}_{clip,track}_{map,micro_ap,...} (MULTI_LABEL_FLAT_NAMES) and
     {prefix}_threshold."""
-    multi_label = evaluation.get("task") == "multi_label"
+    multi_label = is_multi_label_evaluation(evaluation)
     names = MULTI_LABEL_FLAT_NAMES if multi_label else {"accuracy": "accuracy", "macro_f1": "macro_f1"}
     flat = {}
     for level in ("clip", "track"):
@@ -107,7 +112,7 @@ def evaluation_markdown(evaluation: Mapping[str, Any], title: str | None = None,
     the track-level confusion matrix; for a multi-label model, mAP, ROC-AUC and F1 at its threshold, the
     hierarchy violation rate and each genre's average precision."""
     lines = [f"{heading[:-1]} {title}", ""] if title else []
-    if evaluation.get("task") == "multi_label":
+    if is_multi_label_evaluation(evaluation):
         return "\n".join(lines + multi_label_markdown(evaluation, _geometry_sentence(evaluation), heading)) + "\n"
     labels = evaluation["labels"]
     track, clip = evaluation["track"], evaluation["clip"]
@@ -162,6 +167,7 @@ __all__ = [
     "THRESHOLD_SOURCES",
     "evaluation_markdown",
     "flat_metrics",
+    "is_multi_label_evaluation",
     "multi_label_markdown",
     "write_evaluation",
 ]
